@@ -1,0 +1,1 @@
+"""The collector: sources of kernel state, the scrape that joins them, the daemon loop."""

@@ -1,0 +1,297 @@
+"""One scrape of one host: every source read once, joined into a Snapshot.
+
+The Collector keeps what is constant for a boot (SLUB geometry, cgroup mounts) so a steady
+tick reads only what changes: /proc/slabinfo, /proc/cgroups, /proc/meminfo, /proc/vmstat and
+each cgroup's memory files. It also keeps the previous tick's cgroups to record removals.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from app.collector import dying
+from app.collector.errors import CollectorError
+from app.collector.sources import cgroups as cgsrc
+from app.collector.sources import host as hostsrc
+from app.collector.sources import procfs, slabinfo, slub
+from app.domain.eras import ERAS, UnknownRelease, era_for_release
+from app.domain.samples import (
+    Cache,
+    CgroupSample,
+    HostIdentity,
+    MemcgChildCache,
+    MemcgCount,
+    MemcgSlabinfoRow,
+    ProcCgroupsRow,
+    RemovedCgroup,
+    SlabinfoRow,
+    SlubGeometry,
+    SlubStats,
+    Snapshot,
+    SourceError,
+)
+
+log = logging.getLogger(__name__)
+
+CONSISTENT_TRIES = 3  # /proc/cgroups read before and after the walk must agree
+
+
+@dataclass(slots=True)
+class CollectorOptions:
+    """What a Collector reads and how it names the host."""
+
+    proc_root: str = "/proc"
+    sys_root: str = "/sys"
+    era: str | None = None
+    hostname: str | None = None
+    page_size_bytes: int | None = None
+    slub_stats: bool = False
+    slub_objects: bool = False
+
+
+@dataclass(slots=True)
+class _BootState:
+    boot_id: str | None
+    geometry: dict[str, SlubGeometry] = field(default_factory=dict)  # dir -> geometry
+    name_to_dir: dict[str, str] = field(default_factory=dict)
+    hierarchies: list[cgsrc.Hierarchy] = field(default_factory=list)
+    layout: str = "none"
+
+
+class Collector:
+    """Scrapes one host (the one whose /proc and /sys are at the given roots)."""
+
+    def __init__(self, options: CollectorOptions) -> None:
+        self.options = options
+        self._boot: _BootState | None = None
+        self._previous: dict[tuple[str, str], tuple[CgroupSample, datetime]] = {}
+
+    def seed_previous(self, cgroups: list[CgroupSample], taken_at: datetime) -> None:
+        """Start removal tracking from a stored scrape (the daemon's last one)."""
+        self._previous = {(c.hierarchy, c.path): (c, taken_at) for c in cgroups}
+
+    # -- per-boot state ---------------------------------------------------------------
+    def _boot_state(self, boot_id: str | None, errors: list[CollectorError]) -> _BootState:
+        if self._boot is None or self._boot.boot_id != boot_id:
+            state = _BootState(boot_id)
+            state.hierarchies, state.layout = cgsrc.discover(
+                self.options.proc_root, self.options.sys_root)
+            self._boot = state
+            self._previous = {}  # a new boot: cgroups of the old one were not "removed"
+        return self._boot
+
+    def _refresh_geometry(self, state: _BootState, errors: list[CollectorError]) -> None:
+        try:
+            dirs = slub.scan_caches(self.options.sys_root)
+        except OSError as err:
+            errors.append(CollectorError(slub.slab_root(self.options.sys_root),
+                                         f"SLUB sysfs unavailable: {err.strerror or err}"))
+            return
+        for d, names in dirs.items():
+            if d not in state.geometry or state.geometry[d].alias_names != names:
+                state.geometry[d] = slub.read_geometry(self.options.sys_root, d, names, errors)
+            for n in names:
+                state.name_to_dir[n] = d
+        for d in list(state.geometry):
+            if d not in dirs:
+                del state.geometry[d]
+        state.name_to_dir = {n: d for n, d in state.name_to_dir.items() if d in dirs}
+
+    # -- the scrape -------------------------------------------------------------------
+    def collect(self) -> Snapshot:
+        """Read every source once; never raises for a bad or missing file."""
+        start = time.perf_counter()
+        taken_at = datetime.now(UTC)
+        o = self.options
+        errs: list[tuple[str, CollectorError]] = []
+
+        def note(source: str, fn_errors: list[CollectorError]) -> None:
+            errs.extend((source, e) for e in fn_errors)
+            fn_errors.clear()
+
+        scratch: list[CollectorError] = []
+        boot_id = hostsrc.read_boot_id(o.proc_root)
+        state = self._boot_state(boot_id, scratch)
+        note("cgroup-mounts", scratch)
+        host = self._host(state, errs)
+        era = ERAS.get(host.era)
+
+        rows: list[SlabinfoRow] = []
+        try:
+            rows = slabinfo.read_slabinfo(o.proc_root)
+        except CollectorError as err:
+            errs.append(("slabinfo", err))
+        if any(r.name not in state.name_to_dir for r in rows) or (not rows and not state.geometry):
+            self._refresh_geometry(state, scratch)
+            note("slub-sysfs", scratch)
+        stats: dict[str, SlubStats] = {}
+        if o.slub_stats or o.slub_objects:
+            for d in state.geometry:
+                stats[d] = slub.read_stats(o.sys_root, d, scratch, objects=o.slub_objects)
+            note("slub-sysfs", scratch)
+        caches = self._caches(rows, state, stats, host.page_size_bytes)
+
+        memcg_children: list[MemcgChildCache] = []
+        if era is None or era.memcg_sysfs_children:
+            for d in state.geometry:
+                memcg_children.extend(slub.read_memcg_children(
+                    o.sys_root, d, scratch, objects=o.slub_objects))
+            note("slub-memcg-sysfs", scratch)
+        memcg_rows: list[MemcgSlabinfoRow] = []
+        if era is None or era.memcg_slabinfo_debugfs:
+            path = slub.memcg_slabinfo_path(o.sys_root)
+            if os.path.exists(path):
+                try:
+                    memcg_rows = slub.read_memcg_slabinfo(o.sys_root)
+                except CollectorError as err:
+                    errs.append(("memcg_slabinfo", err))
+
+        memcg, proc_rows, samples = self._cgroups(state, era is None or era.kmem_slabinfo_filled,
+                                                  errs)
+        meminfo: dict[str, int] = {}
+        vmstat: dict[str, int] = {}
+        try:
+            meminfo = procfs.read_meminfo(o.proc_root)
+        except CollectorError as err:
+            errs.append(("meminfo", err))
+        try:
+            vmstat = procfs.read_vmstat(o.proc_root)
+        except CollectorError as err:
+            errs.append(("vmstat", err))
+
+        removed = self._removed(samples, taken_at)
+        return Snapshot(
+            taken_at=taken_at,
+            duration_seconds=time.perf_counter() - start,
+            host=host,
+            memcg=memcg,
+            proc_cgroups=tuple(proc_rows),
+            meminfo=meminfo,
+            vmstat=vmstat,
+            caches=tuple(caches),
+            cgroups=tuple(samples),
+            memcg_caches=tuple(memcg_children),
+            memcg_slabinfo=tuple(memcg_rows),
+            removed=tuple(removed),
+            errors=tuple(SourceError(s, e.path, e.message) for s, e in errs),
+        )
+
+    def _host(self, state: _BootState, errs: list[tuple[str, CollectorError]]) -> HostIdentity:
+        o = self.options
+        release = hostsrc.read_release(o.proc_root)
+        if release is None:
+            errs.append(("host", CollectorError(os.path.join(o.proc_root, "sys/kernel/osrelease"),
+                                                "kernel release unreadable")))
+            release = "unknown"
+        if o.era:
+            era, era_source = o.era, "settings"
+        else:
+            try:
+                era, era_source = era_for_release(release), "release"
+            except UnknownRelease as err:
+                errs.append(("host", CollectorError("osrelease", str(err))))
+                era, era_source = "objcg-kmem", "default"
+        hostname = o.hostname or hostsrc.read_hostname(o.proc_root) or "unknown"
+        return HostIdentity(
+            hostname=hostname,
+            machine_id=hostsrc.read_machine_id(o.proc_root),
+            boot_id=state.boot_id,
+            kernel_release=release,
+            era=era,
+            era_source=era_source,
+            possible_cpus=hostsrc.read_possible(o.sys_root, "cpu") or os.cpu_count() or 1,
+            numa_nodes=hostsrc.read_possible(o.sys_root, "node") or 1,
+            page_size_bytes=o.page_size_bytes or os.sysconf("SC_PAGESIZE"),
+            cgroup_layout=state.layout,
+        )
+
+    @staticmethod
+    def _caches(rows: list[SlabinfoRow], state: _BootState, stats: dict[str, SlubStats],
+                page_size: int) -> list[Cache]:
+        out: list[Cache] = []
+        for r in rows:
+            d = state.name_to_dir.get(r.name)
+            g = state.geometry.get(d) if d else None
+            s = stats.get(d) if d else None
+            order = g.order if g and g.order is not None else (
+                r.pagesperslab.bit_length() - 1 if r.pagesperslab > 0 else None)
+            out.append(Cache(
+                name=r.name,
+                aliases=tuple(n for n in g.alias_names if n != r.name) if g else (),
+                object_size_bytes=r.objsize_bytes,
+                objs_per_slab=r.objperslab,
+                pages_per_slab=r.pagesperslab,
+                order=order,
+                active_objs=r.active_objs,
+                num_objs=r.num_objs,
+                num_slabs=r.num_slabs,
+                bytes=r.num_slabs * r.pagesperslab * page_size,
+                slab_size_bytes=g.slab_size_bytes if g else None,
+                reclaim_account=g.reclaim_account if g else None,
+                partial_slabs=s.partial.total if s and s.partial else None,
+                cpu_slabs=s.cpu_slabs.total if s and s.cpu_slabs else None,
+            ))
+        return out
+
+    def _cgroups(
+        self, state: _BootState, kmem_slabinfo: bool, errs: list[tuple[str, CollectorError]]
+    ) -> tuple[MemcgCount, list[ProcCgroupsRow], list[CgroupSample]]:
+        o = self.options
+        scratch: list[CollectorError] = []
+        by_kind = {h.kind: h for h in state.hierarchies}
+        v1 = by_kind.get("memory")
+        v2 = by_kind.get("unified")
+        proc_rows: list[ProcCgroupsRow] = []
+        dirs: dict[str, list[str]] = {}
+        # /proc/cgroups, the walk, /proc/cgroups again: other processes create and remove
+        # cgroups all the time, so accept the walk only when the count did not move under it.
+        for _ in range(CONSISTENT_TRIES):
+            try:
+                before = procfs.read_proc_cgroups(o.proc_root)
+            except CollectorError as err:
+                errs.append(("proc-cgroups", err))
+                before = []
+            dirs = {h.kind: cgsrc.walk_dirs(h.fs_path) for h in state.hierarchies}
+            try:
+                proc_rows = procfs.read_proc_cgroups(o.proc_root)
+            except CollectorError:
+                proc_rows = before
+            a, b = dying.memory_row(before), dying.memory_row(proc_rows)
+            if (a.num_cgroups if a else None) == (b.num_cgroups if b else None):
+                break
+        samples: list[CgroupSample] = []
+        for h in state.hierarchies:
+            reader = cgsrc.TreeReader(h, kmem_slabinfo=kmem_slabinfo and h.kind == "memory")
+            for rel in dirs.get(h.kind, []):
+                sample = reader.read(rel, scratch)
+                if sample is not None:
+                    samples.append(sample)
+        errs.extend(("cgroup", e) for e in scratch)
+
+        row = dying.memory_row(proc_rows)
+        if v1 is not None and row is not None:
+            memcg = dying.count_v1(row.num_cgroups, len(dirs.get("memory", [])))
+        elif v2 is not None and v2.memory_controller:
+            root = next((s for s in samples if s.hierarchy == "unified" and s.path == "/"), None)
+            memcg = dying.count_v2(root.cgroup_stat or {} if root else {},
+                                   len(dirs.get("unified", [])))
+        elif row is None:
+            memcg = dying.unavailable("no memory row in /proc/cgroups (memory controller "
+                                      "disabled or not built)")
+        else:
+            memcg = dying.unavailable("no v1 memory hierarchy and no cgroup2 with the memory "
+                                      "controller is mounted")
+        return memcg, proc_rows, samples
+
+    def _removed(self, samples: list[CgroupSample], taken_at: datetime) -> list[RemovedCgroup]:
+        now = {(s.hierarchy, s.path): s for s in samples}
+        removed = [
+            RemovedCgroup(h, p, seen, taken_at, dict(s.memory_stat), s.memory_usage_bytes)
+            for (h, p), (s, seen) in self._previous.items() if (h, p) not in now
+        ]
+        self._previous = {k: (s, taken_at) for k, s in now.items()}
+        return removed

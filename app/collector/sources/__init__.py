@@ -1,0 +1,1 @@
+"""One module per kernel file family; each reads under an injected root and returns records."""

@@ -1,0 +1,81 @@
+"""/proc/cgroups, /proc/meminfo, /proc/vmstat and per-node meminfo."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from app.collector.errors import ParseError
+from app.collector.sources._files import parse_flat_keyed, parse_int, read_text
+from app.domain.samples import ProcCgroupsRow
+
+
+def parse_proc_cgroups(path: str, text: str) -> list[ProcCgroupsRow]:
+    """Parse /proc/cgroups: `#subsys_name hierarchy num_cgroups enabled`, tab separated."""
+    rows: list[ProcCgroupsRow] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 4:
+            raise ParseError(path, lineno, f"expected 4 fields, got {len(parts)}: {line[:80]!r}")
+        rows.append(
+            ProcCgroupsRow(
+                subsys_name=parts[0],
+                hierarchy=parse_int(path, lineno, parts[1]),
+                num_cgroups=parse_int(path, lineno, parts[2]),
+                enabled=parse_int(path, lineno, parts[3]) != 0,
+            )
+        )
+    return rows
+
+
+def read_proc_cgroups(proc_root: str) -> list[ProcCgroupsRow]:
+    """Read `<proc_root>/cgroups`."""
+    path = os.path.join(proc_root, "cgroups")
+    return parse_proc_cgroups(path, read_text(path))
+
+
+_MEMINFO = re.compile(r"^(?:Node\s+\d+\s+)?([^:\s]+):\s+(\d+)(?:\s+(kB))?\s*$")
+
+
+def parse_meminfo(path: str, text: str) -> dict[str, int]:
+    """Parse meminfo (or a node's meminfo): kB values become bytes, unitless ones stay counts."""
+    out: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _MEMINFO.match(line)
+        if m is None:
+            raise ParseError(path, lineno, f"expected 'Key: value [kB]', got {line[:80]!r}")
+        value = int(m.group(2))
+        out[m.group(1)] = value * 1024 if m.group(3) else value
+    return out
+
+
+def read_meminfo(proc_root: str) -> dict[str, int]:
+    """Read `<proc_root>/meminfo`."""
+    path = os.path.join(proc_root, "meminfo")
+    return parse_meminfo(path, read_text(path))
+
+
+def read_vmstat(proc_root: str) -> dict[str, int]:
+    """Read `<proc_root>/vmstat` (reclaim activity: pgscan, pgsteal, slabs_scanned, ...)."""
+    path = os.path.join(proc_root, "vmstat")
+    return parse_flat_keyed(path, read_text(path))
+
+
+def read_node_meminfo(sys_root: str) -> dict[int, dict[str, int]]:
+    """Read `<sys_root>/devices/system/node/node<N>/meminfo` for every node present."""
+    base = os.path.join(sys_root, "devices", "system", "node")
+    out: dict[int, dict[str, int]] = {}
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return out
+    for name in names:
+        if name.startswith("node") and name[4:].isdigit():
+            path = os.path.join(base, name, "meminfo")
+            if os.path.exists(path):
+                out[int(name[4:])] = parse_meminfo(path, read_text(path))
+    return out

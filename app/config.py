@@ -1,0 +1,36 @@
+"""The only reader of the environment: one typed Settings, prefix SLABSCOPE_."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """slabscope's settings; every field can be set as SLABSCOPE_<FIELD> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SLABSCOPE_", extra="ignore")
+
+    database_url: str = "sqlite:///slabscope.db"
+    proc_root: str = "/proc"
+    sys_root: str = "/sys"
+    collect_interval_seconds: float = Field(default=15.0, gt=0, le=86_400)
+    # Override the era detected from the kernel release (vendor kernels, backports).
+    era: str | None = None
+    # Override the host name (containers see their own unless /proc/sys/kernel is the host's).
+    hostname: str | None = None
+    # Page size of the observed host; default: this process's (the same kernel when live).
+    page_size_bytes: int | None = Field(default=None, gt=0)
+    # Per-tick SLUB sysfs counts (partial, cpu_slabs): ~8 us per file in Python, 2 per cache.
+    slub_stats: bool = False
+    # SLUB `objects`/`objects_partial`: walk partial lists under list_lock with IRQs off.
+    slub_objects: bool = False
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Pure records and arithmetic: samples, kernel eras, cost model. Imports nothing of ours."""
