@@ -1,0 +1,172 @@
+"""The `slabscope` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from app.config import Settings, get_settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Watch Linux memory cgroups that refuse to die.")
+log = logging.getLogger("slabscope")
+
+
+class Format(StrEnum):
+    """Output formats of `collect --once`."""
+
+    json = "json"
+    table = "table"
+
+
+def _settings(**overrides: object) -> Settings:
+    base = get_settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _options(s: Settings):  # type: ignore[no-untyped-def]
+    from app.collector.scrape import CollectorOptions
+    return CollectorOptions(proc_root=s.proc_root, sys_root=s.sys_root, era=s.era,
+                            hostname=s.hostname, page_size_bytes=s.page_size_bytes,
+                            slub_stats=s.slub_stats, slub_objects=s.slub_objects)
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+@cli.command()
+def collect(
+    once: Annotated[bool, typer.Option("--once", help="One scrape, printed; no database.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="Output of --once.")] = Format.json,
+    proc_root: Annotated[str | None, typer.Option(help="Where the host's /proc is.")] = None,
+    sys_root: Annotated[str | None, typer.Option(help="Where the host's /sys is.")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between ticks.")] = None,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: settings).")]
+    = None,
+    ticks: Annotated[int | None, typer.Option(help="Stop after this many ticks.")] = None,
+) -> None:
+    """Scrape this host once (--once) or run the collector daemon into the database."""
+    s = _settings(proc_root=proc_root, sys_root=sys_root, collect_interval_seconds=interval,
+                  database_url=database)
+    _logging(s.log_level)
+    from app.collector.scrape import Collector
+    collector = Collector(_options(s))
+    if once:
+        snap = collector.collect()
+        if fmt is Format.json:
+            from app.domain.snapshot_json import snapshot_to_dict
+            json.dump(snapshot_to_dict(snap), sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            h, mc = snap.host, snap.memcg
+            typer.echo(f"host {h.hostname}  kernel {h.kernel_release}  era {h.era}  "
+                       f"layout {h.cgroup_layout}  cpus {h.possible_cpus}")
+            typer.echo(f"memcgs: {mc.total} total, {mc.visible} visible, {mc.dying} dying "
+                       f"({mc.method})")
+            mi = snap.meminfo
+            typer.echo(f"slab {_human(mi.get('Slab'))} (reclaimable "
+                       f"{_human(mi.get('SReclaimable'))}, unreclaimable "
+                       f"{_human(mi.get('SUnreclaim'))}), percpu {_human(mi.get('Percpu'))}")
+            typer.echo(f"{'cache':<28}{'objects':>12}{'active':>12}{'slabs':>9}{'bytes':>12}")
+            for c in sorted(snap.caches, key=lambda c: -c.bytes)[:20]:
+                typer.echo(f"{c.name[:27]:<28}{c.num_objs:>12}{c.active_objs:>12}"
+                           f"{c.num_slabs:>9}{_human(c.bytes):>12}")
+            for e in snap.errors:
+                typer.echo(f"error: {e.source}: {e.path}: {e.message}", err=True)
+        return
+    from app.collector.daemon import Daemon
+    from app.db.migrate import upgrade
+    from app.db.session import make_engine, make_session_factory
+    try:
+        upgrade(s.database_url)
+    except Exception as err:  # any driver error: say it plainly and stop
+        log.error("cannot migrate %s: %s", _redact(s.database_url), str(err).splitlines()[0])
+        raise typer.Exit(2) from err
+    engine = make_engine(s.database_url)
+    daemon = Daemon(collector, make_session_factory(engine), s.collect_interval_seconds,
+                    max_ticks=ticks)
+    daemon.install_signal_handlers()
+    from app.collector.sources.host import read_hostname
+    daemon.seed_from_database(s.hostname or read_hostname(s.proc_root) or "unknown")
+    log.info("collecting every %.1fs into %s", s.collect_interval_seconds,
+             _redact(s.database_url))
+    daemon.run()
+    engine.dispose()
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+@cli.command()
+def migrate(
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: settings).")]
+    = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database schema to the latest migration (and do nothing else)."""
+    s = _settings(database_url=database)
+    _logging(s.log_level)
+    from app.db.migrate import upgrade
+    try:
+        upgrade(s.database_url, revision)
+    except Exception as err:
+        log.error("cannot migrate %s: %s", _redact(s.database_url), str(err).splitlines()[0])
+        raise typer.Exit(2) from err
+    typer.echo(f"database {_redact(s.database_url)} is at revision {revision}")
+
+
+@cli.command()
+def doctor(
+    proc_root: Annotated[str | None, typer.Option(help="Where the host's /proc is.")] = None,
+    sys_root: Annotated[str | None, typer.Option(help="Where the host's /sys is.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Say which sources are readable, which are missing and why, and what can be shown."""
+    s = _settings(proc_root=proc_root, sys_root=sys_root)
+    from app.collector.doctor import diagnose
+    checks, shows, cannot, facts = diagnose(_options(s))
+    if as_json:
+        json.dump({"facts": facts, "checks": [{
+            "source": c.source, "path": c.path, "ok": c.ok, "detail": c.detail} for c in checks],
+            "dashboard_shows": shows, "dashboard_cannot_show": cannot}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
+    for k, v in facts.items():
+        typer.echo(f"{k + ':':<15}{v}")
+    typer.echo("\nsources:")
+    for c in checks:
+        typer.echo(f"  [{'ok' if c.ok else '--'}] {c.source:<18} {c.path}  {c.detail}")
+    typer.echo("\nthe dashboard will show:")
+    for x in shows:
+        typer.echo(f"  + {x}")
+    typer.echo("\nit will not show:")
+    for x in cannot or ["(nothing missing)"]:
+        typer.echo(f"  - {x}")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli()

@@ -1,0 +1,234 @@
+"""Tables. Raw values as the kernel reported them; every column name carries its unit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, UTCDateTime
+
+JSONDict = JSON().with_variant(JSON(), "postgresql")
+BigInt = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY rowid
+
+
+class Host(Base):
+    """One host (by name); identity as of its latest scrape."""
+
+    __tablename__ = "host"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    machine_id: Mapped[str | None] = mapped_column(String(64))
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    kernel_release: Mapped[str] = mapped_column(String(255))
+    era: Mapped[str] = mapped_column(String(32))
+    cgroup_layout: Mapped[str] = mapped_column(String(16))
+    possible_cpus_total: Mapped[int] = mapped_column(Integer)
+    numa_nodes_total: Mapped[int] = mapped_column(Integer)
+    page_size_bytes: Mapped[int] = mapped_column(Integer)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"Host(id={self.id!r}, name={self.name!r})"
+
+
+class Scrape(Base):
+    """One collector tick of one host."""
+
+    __tablename__ = "scrape"
+    __table_args__ = (
+        Index("ix_scrape_host_id_taken_at", "host_id", "taken_at"),
+        UniqueConstraint("host_id", "snapshot_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
+    snapshot_id: Mapped[str | None] = mapped_column(String(64))  # idempotency key for pushes
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[float] = mapped_column(Float)
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    kernel_release: Mapped[str] = mapped_column(String(255))
+    era: Mapped[str] = mapped_column(String(32))
+    memcg_num_cgroups_total: Mapped[int | None] = mapped_column(Integer)  # /proc/cgroups
+    memcg_total: Mapped[int | None] = mapped_column(Integer)
+    memcg_visible_total: Mapped[int | None] = mapped_column(Integer)
+    memcg_dying_total: Mapped[int | None] = mapped_column(Integer)
+    memcg_method: Mapped[str] = mapped_column(Text)
+    mem_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sreclaimable_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sunreclaim_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    percpu_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    errors_total: Mapped[int] = mapped_column(Integer, default=0)
+    meminfo_json: Mapped[dict[str, Any]] = mapped_column(JSONDict)
+    vmstat_json: Mapped[dict[str, Any]] = mapped_column(JSONDict)
+    proc_cgroups_json: Mapped[list[Any]] = mapped_column(JSONDict)
+
+
+class ScrapeError(Base):
+    """A source that could not be read or parsed in a scrape."""
+
+    __tablename__ = "scrape_error"
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class SlabCache(Base):
+    """A slab cache of a host: name and per-boot geometry."""
+
+    __tablename__ = "slab_cache"
+    __table_args__ = (UniqueConstraint("host_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    aliases_json: Mapped[list[str]] = mapped_column(JSONDict)
+    object_size_bytes: Mapped[int] = mapped_column(Integer)
+    slab_size_bytes: Mapped[int | None] = mapped_column(Integer)
+    objs_per_slab_total: Mapped[int] = mapped_column(Integer)
+    pages_per_slab_total: Mapped[int] = mapped_column(Integer)
+    order: Mapped[int | None] = mapped_column(Integer)
+    reclaim_account: Mapped[bool | None] = mapped_column(Boolean)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SlabSample(Base):
+    """One cache in one scrape (/proc/slabinfo numbers, SLUB counts when collected)."""
+
+    __tablename__ = "slab_sample"
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
+                                          primary_key=True, index=True)
+    active_objs_total: Mapped[int] = mapped_column(BigInteger)
+    num_objs_total: Mapped[int] = mapped_column(BigInteger)
+    num_slabs_total: Mapped[int] = mapped_column(BigInteger)
+    slab_bytes: Mapped[int] = mapped_column(BigInteger)
+    partial_slabs_total: Mapped[int | None] = mapped_column(BigInteger)
+    cpu_slabs_total: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Cgroup(Base):
+    """A cgroup directory of a host, from first seen to removed."""
+
+    __tablename__ = "cgroup"
+    __table_args__ = (UniqueConstraint("host_id", "hierarchy", "path"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
+    hierarchy: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CgroupSample(Base):
+    """One cgroup in one scrape: memory.stat (all keys) and cgroup.stat."""
+
+    __tablename__ = "cgroup_sample"
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    cgroup_id: Mapped[int] = mapped_column(ForeignKey("cgroup.id", ondelete="CASCADE"),
+                                           primary_key=True, index=True)
+    memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    kmem_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    file_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    anon_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    nr_descendants_total: Mapped[int | None] = mapped_column(Integer)
+    nr_dying_descendants_total: Mapped[int | None] = mapped_column(Integer)
+    memory_stat_json: Mapped[dict[str, int]] = mapped_column(JSONDict)
+    cgroup_stat_json: Mapped[dict[str, int] | None] = mapped_column(JSONDict)
+
+
+class CgroupKmemCacheSample(Base):
+    """A row of a v1 cgroup's memory.kmem.slabinfo in one scrape (kernels <= 5.8)."""
+
+    __tablename__ = "cgroup_kmem_cache_sample"
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           index=True)
+    cgroup_id: Mapped[int] = mapped_column(ForeignKey("cgroup.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    active_objs_total: Mapped[int] = mapped_column(BigInteger)
+    num_objs_total: Mapped[int] = mapped_column(BigInteger)
+    object_size_bytes: Mapped[int] = mapped_column(Integer)
+    objs_per_slab_total: Mapped[int] = mapped_column(Integer)
+    pages_per_slab_total: Mapped[int] = mapped_column(Integer)
+    num_slabs_total: Mapped[int] = mapped_column(BigInteger)
+
+
+class MemcgCacheSample(Base):
+    """A per-memcg child cache in one scrape (SLUB sysfs `cgroup/`, kernels <= 5.8)."""
+
+    __tablename__ = "memcg_cache_sample"
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           index=True)
+    root_cache: Mapped[str] = mapped_column(String(255))
+    memcg_serial: Mapped[int] = mapped_column(BigInteger)
+    cgroup_name: Mapped[str] = mapped_column(Text)
+    slabs_total: Mapped[int | None] = mapped_column(BigInteger)
+    total_objects_total: Mapped[int | None] = mapped_column(BigInteger)
+    objects_total: Mapped[int | None] = mapped_column(BigInteger)
+    order: Mapped[int | None] = mapped_column(Integer)
+    object_size_bytes: Mapped[int | None] = mapped_column(Integer)
+    objs_per_slab_total: Mapped[int | None] = mapped_column(Integer)
+
+
+class MemcgSlabinfoSample(Base):
+    """A row of debugfs memcg_slabinfo in one scrape (5.4-5.8)."""
+
+    __tablename__ = "memcg_slabinfo_sample"
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    css_id: Mapped[int | None] = mapped_column(Integer)
+    dead: Mapped[bool] = mapped_column(Boolean)
+    deact: Mapped[bool] = mapped_column(Boolean)
+    active_objs_total: Mapped[int] = mapped_column(BigInteger)
+    num_objs_total: Mapped[int] = mapped_column(BigInteger)
+    active_slabs_total: Mapped[int] = mapped_column(BigInteger)
+    num_slabs_total: Mapped[int] = mapped_column(BigInteger)
+
+
+class RemovedCgroup(Base):
+    """A cgroup that disappeared between two scrapes, with what it last had charged."""
+
+    __tablename__ = "removed_cgroup"
+    __table_args__ = (Index("ix_removed_cgroup_host_id_removed_at", "host_id", "removed_at"),)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
+    cgroup_id: Mapped[int | None] = mapped_column(ForeignKey("cgroup.id", ondelete="SET NULL"))
+    hierarchy: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    file_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    last_memory_stat_json: Mapped[dict[str, int]] = mapped_column(JSONDict)

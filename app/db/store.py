@@ -1,0 +1,269 @@
+"""All SQL for writing and reading samples. Callers own the transaction; nothing here commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.db import models as m
+from app.domain.samples import CgroupSample, Snapshot
+
+# memory.stat keys per figure: cgroup2 names first, then v1 (memory.stat of v1 says "cache",
+# "rss"; shmem is in both; slab and kernel_stack are cgroup2 only, since 4.6).
+_FIGURES: dict[str, tuple[str, ...]] = {
+    "file_bytes": ("file", "cache"),
+    "anon_bytes": ("anon", "rss"),
+    "shmem_bytes": ("shmem",),
+    "slab_bytes": ("slab",),
+    "kernel_stack_bytes": ("kernel_stack",),
+}
+
+
+def memory_figures(stat: Mapping[str, int]) -> dict[str, int | None]:
+    """The memory.stat figures we keep as columns, from v1 or v2 key names."""
+    out: dict[str, int | None] = {}
+    for col, keys in _FIGURES.items():
+        out[col] = next((stat[k] for k in keys if k in stat), None)
+    if out["slab_bytes"] is None and "slab_reclaimable" in stat:
+        out["slab_bytes"] = stat["slab_reclaimable"] + stat.get("slab_unreclaimable", 0)
+    return out
+
+
+class SnapshotConflict(Exception):
+    """A snapshot with this id was already stored for this host (an idempotent retry)."""
+
+
+def upsert_host(session: Session, snap: Snapshot) -> m.Host:
+    """Create or update the host row of a snapshot."""
+    h = snap.host
+    host = session.scalars(select(m.Host).where(m.Host.name == h.hostname)).one_or_none()
+    if host is None:
+        host = m.Host(name=h.hostname, first_seen_at=snap.taken_at)
+        session.add(host)
+    host.machine_id = h.machine_id
+    host.boot_id = h.boot_id
+    host.kernel_release = h.kernel_release
+    host.era = h.era
+    host.cgroup_layout = h.cgroup_layout
+    host.possible_cpus_total = h.possible_cpus
+    host.numa_nodes_total = h.numa_nodes
+    host.page_size_bytes = h.page_size_bytes
+    if host.first_seen_at is None or snap.taken_at < host.first_seen_at:
+        host.first_seen_at = snap.taken_at
+    if getattr(host, "last_seen_at", None) is None or snap.taken_at > host.last_seen_at:
+        host.last_seen_at = snap.taken_at
+    session.flush()
+    return host
+
+
+def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]:
+    rows = session.execute(
+        select(m.SlabCache.name, m.SlabCache.id, m.SlabCache.aliases_json,
+               m.SlabCache.order, m.SlabCache.slab_size_bytes)
+        .where(m.SlabCache.host_id == host_id)).all()
+    ids = {r.name: r.id for r in rows}
+    known = {r.name: (list(r.aliases_json or []), r.order, r.slab_size_bytes) for r in rows}
+    new = []
+    for c in snap.caches:
+        if c.name in ids or any(n["name"] == c.name for n in new):
+            continue
+        new.append({
+            "host_id": host_id, "name": c.name, "aliases_json": list(c.aliases),
+            "object_size_bytes": c.object_size_bytes, "slab_size_bytes": c.slab_size_bytes,
+            "objs_per_slab_total": c.objs_per_slab, "pages_per_slab_total": c.pages_per_slab,
+            "order": c.order, "reclaim_account": c.reclaim_account,
+            "first_seen_at": snap.taken_at, "last_seen_at": snap.taken_at,
+        })
+    if new:
+        session.execute(insert(m.SlabCache), new)
+        ids.update(session.execute(
+            select(m.SlabCache.name, m.SlabCache.id).where(
+                m.SlabCache.host_id == host_id,
+                m.SlabCache.name.in_([n["name"] for n in new]))).tuples().all())
+    changed = [c for c in snap.caches if c.name in known
+               and known[c.name] != (list(c.aliases), c.order, c.slab_size_bytes)]
+    for c in changed:
+        session.execute(update(m.SlabCache).where(m.SlabCache.id == ids[c.name]).values(
+            aliases_json=list(c.aliases), order=c.order, slab_size_bytes=c.slab_size_bytes,
+            object_size_bytes=c.object_size_bytes, objs_per_slab_total=c.objs_per_slab,
+            pages_per_slab_total=c.pages_per_slab, reclaim_account=c.reclaim_account))
+    session.execute(update(m.SlabCache).where(m.SlabCache.host_id == host_id)
+                    .where(m.SlabCache.last_seen_at < snap.taken_at)
+                    .values(last_seen_at=snap.taken_at))
+    return ids
+
+
+def _cgroup_ids(session: Session, host_id: int, snap: Snapshot) -> dict[tuple[str, str], int]:
+    rows = session.execute(
+        select(m.Cgroup.hierarchy, m.Cgroup.path, m.Cgroup.id, m.Cgroup.removed_at)
+        .where(m.Cgroup.host_id == host_id)).all()
+    ids = {(r.hierarchy, r.path): r.id for r in rows}
+    revived = [ids[(c.hierarchy, c.path)] for c in snap.cgroups
+               if (c.hierarchy, c.path) in ids and any(
+                   r.id == ids[(c.hierarchy, c.path)] and r.removed_at is not None for r in rows)]
+    if revived:  # a new cgroup with the name of a removed one
+        session.execute(update(m.Cgroup).where(m.Cgroup.id.in_(revived))
+                        .values(removed_at=None, first_seen_at=snap.taken_at))
+    seen: set[tuple[str, str]] = set()
+    new = []
+    for c in snap.cgroups:
+        key = (c.hierarchy, c.path)
+        if key in ids or key in seen:
+            continue
+        seen.add(key)
+        new.append({"host_id": host_id, "hierarchy": c.hierarchy, "path": c.path,
+                    "first_seen_at": snap.taken_at, "last_seen_at": snap.taken_at})
+    if new:
+        session.execute(insert(m.Cgroup), new)
+        for r in session.execute(select(m.Cgroup.hierarchy, m.Cgroup.path, m.Cgroup.id)
+                                 .where(m.Cgroup.host_id == host_id,
+                                        m.Cgroup.first_seen_at == snap.taken_at)).all():
+            ids[(r.hierarchy, r.path)] = r.id
+    present = [ids[(c.hierarchy, c.path)] for c in snap.cgroups]
+    for i in range(0, len(present), 500):
+        session.execute(update(m.Cgroup).where(m.Cgroup.id.in_(present[i:i + 500]))
+                        .values(last_seen_at=snap.taken_at))
+    return ids
+
+
+def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None = None) -> int:
+    """Store one snapshot; return the scrape id. Raises SnapshotConflict on a repeated id."""
+    host = upsert_host(session, snap)
+    if snapshot_id is not None and session.scalar(
+            select(m.Scrape.id).where(m.Scrape.host_id == host.id,
+                                      m.Scrape.snapshot_id == snapshot_id)) is not None:
+        raise SnapshotConflict(snapshot_id)
+    mi = snap.meminfo
+    scrape = m.Scrape(
+        host_id=host.id, snapshot_id=snapshot_id, taken_at=snap.taken_at,
+        duration_seconds=snap.duration_seconds, boot_id=snap.host.boot_id,
+        kernel_release=snap.host.kernel_release, era=snap.host.era,
+        memcg_num_cgroups_total=next((r.num_cgroups for r in snap.proc_cgroups
+                                      if r.subsys_name == "memory"), None),
+        memcg_total=snap.memcg.total, memcg_visible_total=snap.memcg.visible,
+        memcg_dying_total=snap.memcg.dying, memcg_method=snap.memcg.method,
+        mem_total_bytes=mi.get("MemTotal"), slab_bytes=mi.get("Slab"),
+        sreclaimable_bytes=mi.get("SReclaimable"), sunreclaim_bytes=mi.get("SUnreclaim"),
+        percpu_bytes=mi.get("Percpu"), kernel_stack_bytes=mi.get("KernelStack"),
+        shmem_bytes=mi.get("Shmem"), errors_total=len(snap.errors),
+        meminfo_json=dict(mi), vmstat_json=dict(snap.vmstat),
+        proc_cgroups_json=[{"subsys_name": r.subsys_name, "hierarchy": r.hierarchy,
+                            "num_cgroups": r.num_cgroups, "enabled": r.enabled}
+                           for r in snap.proc_cgroups],
+    )
+    session.add(scrape)
+    session.flush()
+    sid = scrape.id
+    if snap.errors:
+        session.execute(insert(m.ScrapeError), [
+            {"scrape_id": sid, "source": e.source, "path": e.path, "message": e.message}
+            for e in snap.errors])
+    cache_ids = _cache_ids(session, host.id, snap)
+    seen_caches: set[int] = set()
+    slab_rows = []
+    for c in snap.caches:
+        cid = cache_ids[c.name]
+        if cid in seen_caches:
+            # A repeated name in slabinfo (kept by the parser): sum into the one row.
+            row = next(r for r in slab_rows if r["cache_id"] == cid)
+            for k, v in (("active_objs_total", c.active_objs), ("num_objs_total", c.num_objs),
+                         ("num_slabs_total", c.num_slabs), ("slab_bytes", c.bytes)):
+                row[k] += v
+            continue
+        seen_caches.add(cid)
+        slab_rows.append({
+            "scrape_id": sid, "cache_id": cid, "active_objs_total": c.active_objs,
+            "num_objs_total": c.num_objs, "num_slabs_total": c.num_slabs, "slab_bytes": c.bytes,
+            "partial_slabs_total": c.partial_slabs, "cpu_slabs_total": c.cpu_slabs})
+    if slab_rows:
+        session.execute(insert(m.SlabSample), slab_rows)
+    cg_ids = _cgroup_ids(session, host.id, snap)
+    cg_rows = []
+    kmem_rows = []
+    done: set[int] = set()
+    for c in snap.cgroups:
+        cgid = cg_ids[(c.hierarchy, c.path)]
+        if cgid in done:
+            continue
+        done.add(cgid)
+        stat = c.cgroup_stat
+        cg_rows.append({
+            "scrape_id": sid, "cgroup_id": cgid, "memory_usage_bytes": c.memory_usage_bytes,
+            "kmem_usage_bytes": c.kmem_usage_bytes, **memory_figures(c.memory_stat),
+            "nr_descendants_total": stat.get("nr_descendants") if stat is not None else None,
+            "nr_dying_descendants_total": c.nr_dying_descendants,
+            "memory_stat_json": dict(c.memory_stat),
+            "cgroup_stat_json": dict(stat) if stat is not None else None})
+        for r in c.kmem_slabinfo or ():
+            kmem_rows.append({
+                "scrape_id": sid, "cgroup_id": cgid, "name": r.name,
+                "active_objs_total": r.active_objs, "num_objs_total": r.num_objs,
+                "object_size_bytes": r.objsize_bytes, "objs_per_slab_total": r.objperslab,
+                "pages_per_slab_total": r.pagesperslab, "num_slabs_total": r.num_slabs})
+    if cg_rows:
+        session.execute(insert(m.CgroupSample), cg_rows)
+    if kmem_rows:
+        session.execute(insert(m.CgroupKmemCacheSample), kmem_rows)
+    if snap.memcg_caches:
+        session.execute(insert(m.MemcgCacheSample), [
+            {"scrape_id": sid, "root_cache": x.root_cache, "memcg_serial": x.memcg_serial,
+             "cgroup_name": x.cgroup_name, "slabs_total": x.slabs,
+             "total_objects_total": x.total_objects, "objects_total": x.objects,
+             "order": x.order, "object_size_bytes": x.object_size_bytes,
+             "objs_per_slab_total": x.objs_per_slab} for x in snap.memcg_caches])
+    if snap.memcg_slabinfo:
+        session.execute(insert(m.MemcgSlabinfoSample), [
+            {"scrape_id": sid, "name": x.name, "css_id": x.css_id, "dead": x.dead,
+             "deact": x.deact, "active_objs_total": x.active_objs,
+             "num_objs_total": x.num_objs, "active_slabs_total": x.active_slabs,
+             "num_slabs_total": x.num_slabs} for x in snap.memcg_slabinfo])
+    if snap.removed:
+        all_ids = {(r.hierarchy, r.path): r.id for r in session.execute(
+            select(m.Cgroup.hierarchy, m.Cgroup.path, m.Cgroup.id)
+            .where(m.Cgroup.host_id == host.id)).all()}
+        rows = []
+        for r in snap.removed:
+            cgid = all_ids.get((r.hierarchy, r.path))
+            figs = memory_figures(r.last_memory_stat)
+            rows.append({
+                "host_id": host.id, "cgroup_id": cgid, "hierarchy": r.hierarchy,
+                "path": r.path, "last_seen_at": r.last_seen_at, "removed_at": r.removed_by,
+                "last_memory_usage_bytes": r.last_memory_usage_bytes,
+                "file_bytes": figs["file_bytes"], "shmem_bytes": figs["shmem_bytes"],
+                "slab_bytes": figs["slab_bytes"], "kernel_stack_bytes": figs["kernel_stack_bytes"],
+                "last_memory_stat_json": dict(r.last_memory_stat)})
+            if cgid is not None:  # absent from this tick by definition
+                session.execute(update(m.Cgroup).where(m.Cgroup.id == cgid)
+                                .values(removed_at=r.removed_by))
+        session.execute(insert(m.RemovedCgroup), rows)
+    return sid
+
+
+def latest_cgroups(session: Session, host_name: str) -> tuple[list[CgroupSample], datetime] | None:
+    """The cgroups of a host's latest scrape, to seed removal tracking after a restart."""
+    row = session.execute(
+        select(m.Scrape.id, m.Scrape.taken_at).join(m.Host, m.Host.id == m.Scrape.host_id)
+        .where(m.Host.name == host_name).order_by(m.Scrape.taken_at.desc()).limit(1)).first()
+    if row is None:
+        return None
+    samples = session.execute(
+        select(m.Cgroup.hierarchy, m.Cgroup.path, m.CgroupSample.memory_stat_json,
+               m.CgroupSample.memory_usage_bytes, m.CgroupSample.kmem_usage_bytes,
+               m.CgroupSample.cgroup_stat_json)
+        .join(m.Cgroup, m.Cgroup.id == m.CgroupSample.cgroup_id)
+        .where(m.CgroupSample.scrape_id == row.id)).all()
+    return ([CgroupSample(s.hierarchy, s.path, dict(s.memory_stat_json or {}),
+                          s.memory_usage_bytes, s.kmem_usage_bytes, None,
+                          dict(s.cgroup_stat_json) if s.cgroup_stat_json is not None else None)
+             for s in samples], row.taken_at)
+
+
+def count_scrapes(session: Session, host_name: str | None = None) -> int:
+    """How many scrapes are stored (for one host, or all)."""
+    q = select(func.count(m.Scrape.id))
+    if host_name is not None:
+        q = q.join(m.Host, m.Host.id == m.Scrape.host_id).where(m.Host.name == host_name)
+    return int(session.scalar(q) or 0)
