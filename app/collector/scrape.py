@@ -183,18 +183,21 @@ class Collector:
     def _host(self, state: _BootState, errs: list[tuple[str, CollectorError]]) -> HostIdentity:
         o = self.options
         release = hostsrc.read_release(o.proc_root)
-        if release is None:
-            errs.append(("host", CollectorError(os.path.join(o.proc_root, "sys/kernel/osrelease"),
-                                                "kernel release unreadable")))
-            release = "unknown"
         if o.era:
             era, era_source = o.era, "settings"
+        elif release is None:
+            era, era_source = "objcg-kmem", "default"
         else:
             try:
                 era, era_source = era_for_release(release), "release"
             except UnknownRelease as err:
                 errs.append(("host", CollectorError("osrelease", str(err))))
                 era, era_source = "objcg-kmem", "default"
+        if release is None:
+            errs.append(("host", CollectorError(os.path.join(o.proc_root, "sys/kernel/osrelease"),
+                                                "kernel release unreadable; era assumed "
+                                                f"{era} (set SLABSCOPE_ERA)")))
+            release = "unknown"
         hostname = o.hostname or hostsrc.read_hostname(o.proc_root) or "unknown"
         return HostIdentity(
             hostname=hostname,
