@@ -34,11 +34,11 @@ def count_v2(root_stat: dict[str, int], visible_dirs: int) -> MemcgCount:
         dying = root_stat["nr_dying_subsys_memory"]
         return MemcgCount(live + dying, live, dying,
                           "v2 (6.12+): root cgroup.stat nr_subsys_memory, nr_dying_subsys_memory")
-    dying = root_stat.get("nr_dying_descendants")
-    if dying is None:
+    nr_dying = root_stat.get("nr_dying_descendants")
+    if nr_dying is None:
         return MemcgCount(None, visible_dirs, None, "unavailable: root cgroup.stat has no dying "
                           "counts (kernel before 4.14)")
-    return MemcgCount(visible_dirs + dying, visible_dirs, dying,
+    return MemcgCount(visible_dirs + nr_dying, visible_dirs, nr_dying,
                       "v2: root cgroup.stat nr_dying_descendants (every dying cgroup)")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ def memory_figures(stat: Mapping[str, int]) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for col, keys in _FIGURES.items():
         out[col] = next((stat[k] for k in keys if k in stat), None)
-    if out["slab_bytes"] is None and "slab_reclaimable" in stat:
+    if out["slab_bytes"] is None and "slab_reclaimable" in stat:  # 4.6+ both, "slab" 5.9+
         out["slab_bytes"] = stat["slab_reclaimable"] + stat.get("slab_unreclaimable", 0)
     return out
 
@@ -51,9 +52,10 @@ def upsert_host(session: Session, snap: Snapshot) -> m.Host:
     host.possible_cpus_total = h.possible_cpus
     host.numa_nodes_total = h.numa_nodes
     host.page_size_bytes = h.page_size_bytes
-    if host.first_seen_at is None or snap.taken_at < host.first_seen_at:
+    last: datetime | None = getattr(host, "last_seen_at", None)
+    if snap.taken_at < host.first_seen_at:
         host.first_seen_at = snap.taken_at
-    if getattr(host, "last_seen_at", None) is None or snap.taken_at > host.last_seen_at:
+    if last is None or snap.taken_at > last:
         host.last_seen_at = snap.taken_at
     session.flush()
     return host
@@ -66,7 +68,7 @@ def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]
         .where(m.SlabCache.host_id == host_id)).all()
     ids = {r.name: r.id for r in rows}
     known = {r.name: (list(r.aliases_json or []), r.order, r.slab_size_bytes) for r in rows}
-    new = []
+    new: list[dict[str, Any]] = []
     for c in snap.caches:
         if c.name in ids or any(n["name"] == c.name for n in new):
             continue
@@ -79,10 +81,10 @@ def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]
         })
     if new:
         session.execute(insert(m.SlabCache), new)
-        ids.update(session.execute(
+        ids.update((r.name, r.id) for r in session.execute(
             select(m.SlabCache.name, m.SlabCache.id).where(
                 m.SlabCache.host_id == host_id,
-                m.SlabCache.name.in_([n["name"] for n in new]))).tuples().all())
+                m.SlabCache.name.in_([n["name"] for n in new]))).all())
     changed = [c for c in snap.caches if c.name in known
                and known[c.name] != (list(c.aliases), c.order, c.slab_size_bytes)]
     for c in changed:
@@ -108,7 +110,7 @@ def _cgroup_ids(session: Session, host_id: int, snap: Snapshot) -> dict[tuple[st
         session.execute(update(m.Cgroup).where(m.Cgroup.id.in_(revived))
                         .values(removed_at=None, first_seen_at=snap.taken_at))
     seen: set[tuple[str, str]] = set()
-    new = []
+    new: list[dict[str, Any]] = []
     for c in snap.cgroups:
         key = (c.hierarchy, c.path)
         if key in ids or key in seen:
@@ -163,7 +165,7 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
             for e in snap.errors])
     cache_ids = _cache_ids(session, host.id, snap)
     seen_caches: set[int] = set()
-    slab_rows = []
+    slab_rows: list[dict[str, Any]] = []
     for c in snap.caches:
         cid = cache_ids[c.name]
         if cid in seen_caches:
@@ -181,23 +183,23 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
     if slab_rows:
         session.execute(insert(m.SlabSample), slab_rows)
     cg_ids = _cgroup_ids(session, host.id, snap)
-    cg_rows = []
-    kmem_rows = []
+    cg_rows: list[dict[str, Any]] = []
+    kmem_rows: list[dict[str, Any]] = []
     done: set[int] = set()
-    for c in snap.cgroups:
-        cgid = cg_ids[(c.hierarchy, c.path)]
+    for g in snap.cgroups:
+        cgid = cg_ids[(g.hierarchy, g.path)]
         if cgid in done:
             continue
         done.add(cgid)
-        stat = c.cgroup_stat
+        stat = g.cgroup_stat
         cg_rows.append({
-            "scrape_id": sid, "cgroup_id": cgid, "memory_usage_bytes": c.memory_usage_bytes,
-            "kmem_usage_bytes": c.kmem_usage_bytes, **memory_figures(c.memory_stat),
+            "scrape_id": sid, "cgroup_id": cgid, "memory_usage_bytes": g.memory_usage_bytes,
+            "kmem_usage_bytes": g.kmem_usage_bytes, **memory_figures(g.memory_stat),
             "nr_descendants_total": stat.get("nr_descendants") if stat is not None else None,
-            "nr_dying_descendants_total": c.nr_dying_descendants,
-            "memory_stat_json": dict(c.memory_stat),
+            "nr_dying_descendants_total": g.nr_dying_descendants,
+            "memory_stat_json": dict(g.memory_stat),
             "cgroup_stat_json": dict(stat) if stat is not None else None})
-        for r in c.kmem_slabinfo or ():
+        for r in g.kmem_slabinfo or ():
             kmem_rows.append({
                 "scrape_id": sid, "cgroup_id": cgid, "name": r.name,
                 "active_objs_total": r.active_objs, "num_objs_total": r.num_objs,
@@ -224,20 +226,20 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
         all_ids = {(r.hierarchy, r.path): r.id for r in session.execute(
             select(m.Cgroup.hierarchy, m.Cgroup.path, m.Cgroup.id)
             .where(m.Cgroup.host_id == host.id)).all()}
-        rows = []
-        for r in snap.removed:
-            cgid = all_ids.get((r.hierarchy, r.path))
-            figs = memory_figures(r.last_memory_stat)
+        rows: list[dict[str, Any]] = []
+        for gone in snap.removed:
+            gone_id = all_ids.get((gone.hierarchy, gone.path))
+            figs = memory_figures(gone.last_memory_stat)
             rows.append({
-                "host_id": host.id, "cgroup_id": cgid, "hierarchy": r.hierarchy,
-                "path": r.path, "last_seen_at": r.last_seen_at, "removed_at": r.removed_by,
-                "last_memory_usage_bytes": r.last_memory_usage_bytes,
+                "host_id": host.id, "cgroup_id": gone_id, "hierarchy": gone.hierarchy,
+                "path": gone.path, "last_seen_at": gone.last_seen_at, "removed_at": gone.removed_by,
+                "last_memory_usage_bytes": gone.last_memory_usage_bytes,
                 "file_bytes": figs["file_bytes"], "shmem_bytes": figs["shmem_bytes"],
                 "slab_bytes": figs["slab_bytes"], "kernel_stack_bytes": figs["kernel_stack_bytes"],
-                "last_memory_stat_json": dict(r.last_memory_stat)})
-            if cgid is not None:  # absent from this tick by definition
-                session.execute(update(m.Cgroup).where(m.Cgroup.id == cgid)
-                                .values(removed_at=r.removed_by))
+                "last_memory_stat_json": dict(gone.last_memory_stat)})
+            if gone_id is not None:  # absent from this tick by definition
+                session.execute(update(m.Cgroup).where(m.Cgroup.id == gone_id)
+                                .values(removed_at=gone.removed_by))
         session.execute(insert(m.RemovedCgroup), rows)
     return sid
 

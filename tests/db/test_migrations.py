@@ -1,0 +1,38 @@
+"""Migrations: upgrade -> downgrade -> upgrade, and the models match the migrated schema."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from app.db.base import Base
+from app.db.migrate import downgrade, upgrade
+from app.db.session import make_engine
+
+TABLES = {"host", "scrape", "scrape_error", "slab_cache", "slab_sample", "cgroup",
+          "cgroup_sample", "cgroup_kmem_cache_sample", "memcg_cache_sample",
+          "memcg_slabinfo_sample", "removed_cgroup"}
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade(db_url: str) -> None:
+    upgrade(db_url)
+    assert _tables(db_url) == TABLES
+    downgrade(db_url, "base")
+    assert _tables(db_url) == set()
+    upgrade(db_url)
+    assert _tables(db_url) == TABLES
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                Base.metadata)
+    engine.dispose()
+    assert diff == []
