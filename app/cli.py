@@ -98,7 +98,8 @@ def collect(
     try:
         upgrade(s.database_url)
     except Exception as err:  # any driver error: say it plainly and stop
-        log.error("cannot migrate %s: %s", _redact(s.database_url), str(err).splitlines()[0])
+        typer.echo(f"slabscope: cannot migrate {_redact(s.database_url)}: "
+                   f"{str(err).splitlines()[0]}", err=True)
         raise typer.Exit(2) from err
     engine = make_engine(s.database_url)
     daemon = Daemon(collector, make_session_factory(engine), s.collect_interval_seconds,
@@ -133,7 +134,8 @@ def migrate(
     try:
         upgrade(s.database_url, revision)
     except Exception as err:
-        log.error("cannot migrate %s: %s", _redact(s.database_url), str(err).splitlines()[0])
+        typer.echo(f"slabscope: cannot migrate {_redact(s.database_url)}: "
+                   f"{str(err).splitlines()[0]}", err=True)
         raise typer.Exit(2) from err
     typer.echo(f"database {_redact(s.database_url)} is at revision {revision}")
 
@@ -170,3 +172,5 @@ def doctor(
 def main() -> None:
     """Entry point of the console script."""
     cli()
+if __name__ == "__main__":
+    main()
