@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -67,10 +68,9 @@ def collect(
     s = _settings(proc_root=proc_root, sys_root=sys_root, collect_interval_seconds=interval,
                   database_url=database)
     _logging(s.log_level)
-    from app.collector.scrape import Collector
-    collector = Collector(_options(s))
     if once:
-        snap = collector.collect()
+        from app.collector.scrape import Collector
+        snap = Collector(_options(s)).collect()
         if fmt is Format.json:
             from app.domain.snapshot_json import snapshot_to_dict
             json.dump(snapshot_to_dict(snap), sys.stdout, indent=1)
@@ -92,25 +92,23 @@ def collect(
             for e in snap.errors:
                 typer.echo(f"error: {e.source}: {e.path}: {e.message}", err=True)
         return
-    from app.collector.daemon import Daemon
-    from app.db.migrate import upgrade
-    from app.db.session import make_engine, make_session_factory
-    try:
-        upgrade(s.database_url)
-    except Exception as err:  # any driver error: say it plainly and stop
-        typer.echo(f"slabscope: cannot migrate {_redact(s.database_url)}: "
-                   f"{str(err).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from err
-    engine = make_engine(s.database_url)
-    daemon = Daemon(collector, make_session_factory(engine), s.collect_interval_seconds,
-                    max_ticks=ticks)
-    daemon.install_signal_handlers()
-    from app.collector.sources.host import read_hostname
-    daemon.seed_from_database(s.hostname or read_hostname(s.proc_root) or "unknown")
-    log.info("collecting every %.1fs into %s", s.collect_interval_seconds,
-             _redact(s.database_url))
-    daemon.run()
-    engine.dispose()
+    # Settings travel in the environment (not argv, where `ps` would show a database password).
+    env = dict(os.environ, SLABSCOPE_DATABASE_URL=s.database_url,
+               SLABSCOPE_PROC_ROOT=s.proc_root, SLABSCOPE_SYS_ROOT=s.sys_root,
+               SLABSCOPE_COLLECT_INTERVAL_SECONDS=str(s.collect_interval_seconds))
+    # Migrate in a child process, then exec the lean daemon entry point: neither Alembic nor
+    # the CLI framework stays in the long-running process (60 MB budget, bench/scrape.py).
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env,
+                          stdout=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        raise typer.Exit(2)
+    argv = [sys.executable, "-m", "app.collector"]
+    if ticks is not None:
+        argv += ["--ticks", str(ticks)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
 
 
 def _redact(url: str) -> str:

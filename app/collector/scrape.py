@@ -58,8 +58,16 @@ class _BootState:
     boot_id: str | None
     geometry: dict[str, SlubGeometry] = field(default_factory=dict)  # dir -> geometry
     name_to_dir: dict[str, str] = field(default_factory=dict)
+    # cache name -> (aliases, order, slab_size, reclaim_account), derived once from geometry
+    static: dict[str, tuple[tuple[str, ...], int | None, int | None, bool | None]] = field(
+        default_factory=dict)
     hierarchies: list[cgsrc.Hierarchy] = field(default_factory=list)
     layout: str = "none"
+    # Constant for a boot, read once: kernel release, machine-id, possible CPUs and nodes.
+    release: str | None = None
+    machine_id: str | None = None
+    cpus: int | None = None
+    nodes: int | None = None
 
 
 class Collector:
@@ -77,9 +85,13 @@ class Collector:
     # -- per-boot state ---------------------------------------------------------------
     def _boot_state(self, boot_id: str | None, errors: list[CollectorError]) -> _BootState:
         if self._boot is None or self._boot.boot_id != boot_id:
+            o = self.options
             state = _BootState(boot_id)
-            state.hierarchies, state.layout = cgsrc.discover(
-                self.options.proc_root, self.options.sys_root)
+            state.hierarchies, state.layout = cgsrc.discover(o.proc_root, o.sys_root)
+            state.release = hostsrc.read_release(o.proc_root)
+            state.machine_id = hostsrc.read_machine_id(o.proc_root)
+            state.cpus = hostsrc.read_possible(o.sys_root, "cpu")
+            state.nodes = hostsrc.read_possible(o.sys_root, "node")
             self._boot = state
             self._previous = {}  # a new boot: cgroups of the old one were not "removed"
         return self._boot
@@ -100,6 +112,11 @@ class Collector:
             if d not in dirs:
                 del state.geometry[d]
         state.name_to_dir = {n: d for n, d in state.name_to_dir.items() if d in dirs}
+        state.static = {}
+        for n, d in state.name_to_dir.items():
+            g = state.geometry[d]
+            state.static[n] = (tuple(a for a in g.alias_names if a != n), g.order,
+                               g.slab_size_bytes, g.reclaim_account)
 
     # -- the scrape -------------------------------------------------------------------
     def collect(self) -> Snapshot:
@@ -125,7 +142,8 @@ class Collector:
             rows = slabinfo.read_slabinfo(o.proc_root)
         except CollectorError as err:
             errs.append(("slabinfo", err))
-        if any(r.name not in state.name_to_dir for r in rows) or (not rows and not state.geometry):
+        if not state.name_to_dir.keys() >= {r.name for r in rows} or (
+                not rows and not state.geometry):
             self._refresh_geometry(state, scratch)
             note("slub-sysfs", scratch)
         stats: dict[str, SlubStats] = {}
@@ -182,7 +200,7 @@ class Collector:
 
     def _host(self, state: _BootState, errs: list[tuple[str, CollectorError]]) -> HostIdentity:
         o = self.options
-        release = hostsrc.read_release(o.proc_root)
+        release = state.release
         if o.era:
             era, era_source = o.era, "settings"
         elif release is None:
@@ -201,13 +219,13 @@ class Collector:
         hostname = o.hostname or hostsrc.read_hostname(o.proc_root) or "unknown"
         return HostIdentity(
             hostname=hostname,
-            machine_id=hostsrc.read_machine_id(o.proc_root),
+            machine_id=state.machine_id,
             boot_id=state.boot_id,
             kernel_release=release,
             era=era,
             era_source=era_source,
-            possible_cpus=hostsrc.read_possible(o.sys_root, "cpu") or os.cpu_count() or 1,
-            numa_nodes=hostsrc.read_possible(o.sys_root, "node") or 1,
+            possible_cpus=state.cpus or os.cpu_count() or 1,
+            numa_nodes=state.nodes or 1,
             page_size_bytes=o.page_size_bytes or os.sysconf("SC_PAGESIZE"),
             cgroup_layout=state.layout,
         )
@@ -216,28 +234,28 @@ class Collector:
     def _caches(rows: list[SlabinfoRow], state: _BootState, stats: dict[str, SlubStats],
                 page_size: int) -> list[Cache]:
         out: list[Cache] = []
+        append = out.append
+        static = state.static
         for r in rows:
-            d = state.name_to_dir.get(r.name)
-            g = state.geometry.get(d) if d else None
-            s = stats.get(d) if d else None
-            order = g.order if g and g.order is not None else (
-                r.pagesperslab.bit_length() - 1 if r.pagesperslab > 0 else None)
-            out.append(Cache(
-                name=r.name,
-                aliases=tuple(n for n in g.alias_names if n != r.name) if g else (),
-                object_size_bytes=r.objsize_bytes,
-                objs_per_slab=r.objperslab,
-                pages_per_slab=r.pagesperslab,
-                order=order,
-                active_objs=r.active_objs,
-                num_objs=r.num_objs,
-                num_slabs=r.num_slabs,
-                bytes=r.num_slabs * r.pagesperslab * page_size,
-                slab_size_bytes=g.slab_size_bytes if g else None,
-                reclaim_account=g.reclaim_account if g else None,
-                partial_slabs=s.partial.total if s and s.partial else None,
-                cpu_slabs=s.cpu_slabs.total if s and s.cpu_slabs else None,
-            ))
+            st = static.get(r.name)
+            if st is None:  # no SLUB sysfs (SLAB allocator, or not mounted): order from pages
+                aliases: tuple[str, ...] = ()
+                order = r.pagesperslab.bit_length() - 1 if r.pagesperslab > 0 else None
+                slab_size = reclaim = None
+            else:
+                aliases, order, slab_size, reclaim = st
+                if order is None and r.pagesperslab > 0:
+                    order = r.pagesperslab.bit_length() - 1
+            partial = cpu_slabs = None
+            if stats:
+                s = stats.get(state.name_to_dir.get(r.name, ""))
+                if s is not None:
+                    partial = s.partial.total if s.partial else None
+                    cpu_slabs = s.cpu_slabs.total if s.cpu_slabs else None
+            append(Cache(r.name, aliases, r.objsize_bytes, r.objperslab, r.pagesperslab, order,
+                         r.active_objs, r.num_objs, r.num_slabs,
+                         r.num_slabs * r.pagesperslab * page_size, slab_size, reclaim, partial,
+                         cpu_slabs))
         return out
 
     def _cgroups(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +19,12 @@ class NodeCount:
     per_node: dict[int, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class SlabinfoRow:
-    """One row of /proc/slabinfo v2.1 (and of v1 memory.kmem.slabinfo)."""
+class SlabinfoRow(NamedTuple):
+    """One row of /proc/slabinfo v2.1 (and of v1 memory.kmem.slabinfo).
+
+    A NamedTuple, not a frozen dataclass: a host has ~235 rows per tick and a tuple is built
+    4-5x faster (bench/scrape.py).
+    """
 
     name: str
     active_objs: int
@@ -175,8 +179,7 @@ class SourceError:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Cache:
+class Cache(NamedTuple):
     """One slab cache as the snapshot reports it: slabinfo numbers joined with SLUB geometry."""
 
     name: str

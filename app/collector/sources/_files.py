@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 from app.collector.errors import ParseError, SourceUnavailable
 
@@ -42,8 +43,15 @@ def read_int(path: str) -> int:
     return parse_int(path, 1, token.split()[0])
 
 
+_FLAT = re.compile(r"(?:[^\s]+ -?[0-9]+\n)*(?:[^\s]+ -?[0-9]+)?")
+
+
 def parse_flat_keyed(path: str, text: str) -> dict[str, int]:
     """Parse `key value` lines (memory.stat, cgroup.stat, vmstat); keep every key."""
+    # Fast path: the whole text is well-formed (one C-level match), then one split.
+    if _FLAT.fullmatch(text):
+        tokens = text.split()
+        return dict(zip(tokens[0::2], map(int, tokens[1::2]), strict=True))
     out: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -43,7 +43,13 @@ def parse_meminfo(path: str, text: str) -> dict[str, int]:
     """Parse meminfo (or a node's meminfo): kB values become bytes, unitless ones stay counts."""
     out: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+        t = line.split()
+        # Fast path: "Key: 123 kB" or "Key: 123" (the form of every /proc/meminfo line).
+        n = len(t)
+        if ((n == 3 and t[2] == "kB") or n == 2) and t[0].endswith(":") and t[1].isdigit():
+            out[t[0][:-1]] = int(t[1]) * 1024 if n == 3 else int(t[1])
+            continue
+        if not t:
             continue
         m = _MEMINFO.match(line)
         if m is None:
