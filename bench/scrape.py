@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.collector.scrape import Collector, CollectorOptions  # noqa: E402
+from app.collector.scrape import Collector, CollectorOptions
 
 REPS = int(os.environ.get("BENCH_REPS", "300"))
 
@@ -103,7 +103,10 @@ int main(int argc, char **argv) {
     /* argv[1]: list file of "D path" / "F path" lines; argv[2]: repetitions */
     FILE *lf = fopen(argv[1], "r"); int reps = atoi(argv[2]);
     char *lines[100000]; int n = 0; char line[8192];
-    while (fgets(line, sizeof line, lf)) { line[strcspn(line, "\n")] = 0; lines[n++] = strdup(line); }
+    while (fgets(line, sizeof line, lf)) {
+        line[strcspn(line, "\n")] = 0;
+        lines[n++] = strdup(line);
+    }
     double *t = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
         struct timespec a, b; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
@@ -122,7 +125,9 @@ int main(int argc, char **argv) {
         t[r] = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
     }
     /* median */
-    for (int i = 0; i < reps; i++) for (int j = i + 1; j < reps; j++) if (t[j] < t[i]) { double x = t[i]; t[i] = t[j]; t[j] = x; }
+    for (int i = 0; i < reps; i++)
+        for (int j = i + 1; j < reps; j++)
+            if (t[j] < t[i]) { double x = t[i]; t[i] = t[j]; t[j] = x; }
     printf("%.9f\n", t[reps / 2]);
     return 0;
 }
