@@ -51,3 +51,54 @@ def test_truncated_or_corrupted_real_slabinfo(cut: int, junk: str) -> None:
         assert 1 <= err.line <= text.count("\n") + 1
     else:
         assert all(r.num_objs >= 0 or r.name for r in rows)
+
+
+# -- the fast paths agree with the line-by-line paths ---------------------------------------
+names = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126,
+                                       exclude_characters=":#"), min_size=1, max_size=24)
+nums = st.integers(min_value=0, max_value=2**40)
+
+
+def _row(name: str, v: list[int]) -> str:
+    return ("%-17s %6d %6d %6d %4d %4d : tunables %4d %4d %4d : slabdata %6d %6d %6d"  # noqa: UP031
+            % (name, *v))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(names, st.lists(nums, min_size=11, max_size=11)), max_size=40),
+       zeros=st.booleans())
+def test_column_fast_path_equals_line_path(rows: list[tuple[str, list[int]]],
+                                           zeros: bool) -> None:
+    from app.collector.sources import slabinfo as mod
+    if zeros:  # the SLUB shape the shortcuts are for: zero tunables, active == total slabs
+        rows = [(n, [*v[:5], 0, 0, 0, v[8], v[8], 0]) for n, v in rows]
+    text = "slabinfo - version: 2.1\n# name ...\n" + "".join(_row(n, v) + "\n" for n, v in rows)
+    fast = mod._parse_columns(text)
+    assert fast is not None
+    slow = [mod._parse_row("p", i, _row(n, v)) for i, (n, v) in enumerate(rows, 3)]
+    assert fast == slow
+    assert [list(r[1:12]) for r in fast] == [v for _, v in rows]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=200), near_format))
+def test_flat_keyed_fast_path_never_accepts_what_the_slow_path_rejects(text: str) -> None:
+    from app.collector.sources import _files
+    slow_ok = True
+    out: dict[str, int] = {}
+    try:
+        for lineno, line in enumerate(text.splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise ParseError("p", lineno, "shape")
+            out[parts[0]] = _files.parse_int("p", lineno, parts[1])
+    except ParseError:
+        slow_ok = False
+    try:
+        got = parse_flat_keyed("p", text)
+    except ParseError:
+        assert not slow_ok
+    else:
+        assert slow_ok and got == out

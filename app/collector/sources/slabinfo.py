@@ -70,7 +70,8 @@ def _parse_columns(text: str) -> list[SlabinfoRow] | None:
         _, _, body = body.partition("\n")
     tokens = body.split()
     n = len(tokens) // 16
-    if (len(tokens) != 16 * n or body.count("\n") + (not body.endswith("\n")) != n
+    lines = body.count("\n") + (1 if body and not body.endswith("\n") else 0)
+    if (len(tokens) != 16 * n or lines != n
             or tokens[6::16].count(":") != n or tokens[7::16].count("tunables") != n
             or tokens[11::16].count(":") != n or tokens[12::16].count("slabdata") != n):
         return None
