@@ -167,6 +167,34 @@ def doctor(
         typer.echo(f"  - {x}")
 
 
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: settings).")]
+    = None,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate",
+                                                help="Migrate the database first.")] = True,
+) -> None:
+    """Run the web dashboard and REST API on the database of the settings."""
+    s = _settings(web_host=host, web_port=port, database_url=database)
+    _logging(s.log_level)
+    if migrate_first:
+        from app.db.migrate import upgrade
+        try:
+            upgrade(s.database_url)
+        except Exception as err:
+            typer.echo(f"slabscope: cannot migrate {_redact(s.database_url)}: "
+                       f"{str(err).splitlines()[0]}", err=True)
+            raise typer.Exit(2) from err
+    import uvicorn
+
+    from app.main import create_app
+    typer.echo(f"slabscope: dashboard on http://{s.web_host}:{s.web_port}", err=True)
+    uvicorn.run(create_app(s), host=s.web_host, port=s.web_port, log_level="warning",
+                access_log=False)
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli()

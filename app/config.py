@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     # SLUB `objects`/`objects_partial`: walk partial lists under list_lock with IRQs off.
     slub_objects: bool = False
     log_level: str = "INFO"
+    # A host whose last scrape is older than this is shown as stopped reporting.
+    stale_after_seconds: int = Field(default=180, ge=10)
+    # Where `slabscope serve` listens.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=1, le=65535)
 
 
 @lru_cache(maxsize=1)

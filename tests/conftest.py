@@ -69,3 +69,49 @@ def db_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
+
+
+def _seeded(kind: str, request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from app.db.migrate import upgrade
+    from app.db.session import make_engine, make_session_factory
+    from tests.seed import seed
+    cleanup = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'seeded.db'}"
+    else:
+        admin = request.getfixturevalue("postgres_server")
+        import psycopg
+        from sqlalchemy.engine import make_url
+        u = make_url(admin)
+        name = f"slabscope_seeded_{uuid.uuid4().hex[:10]}"
+        kw = {"host": u.host, "port": u.port or 5432, "user": u.username,
+              "dbname": u.database, "autocommit": True}
+        with psycopg.connect(**kw) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = str(u.set(database=name).render_as_string(hide_password=False))
+
+        def cleanup() -> None:
+            with psycopg.connect(**kw) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    upgrade(url)
+    engine = make_engine(url)
+    seed(make_session_factory(engine))
+    engine.dispose()
+    yield url
+    if cleanup is not None:
+        cleanup()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def seeded_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[str]:
+    """A migrated database with tests/seed.py's history, once per module and per database."""
+    yield from _seeded(request.param, request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def seeded_sqlite_url(request: pytest.FixtureRequest,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same history on SQLite only (the browser tests)."""
+    yield from _seeded("sqlite", request, tmp_path_factory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -19,8 +20,15 @@ def alembic_config() -> Config:
     return cfg
 
 
+def _quiet() -> None:
+    # Alembic logs every plugin at INFO; a user wants to hear only of a failure.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the migrations up to `revision` on the database at `url`."""
+    _quiet()
     engine = make_engine(url)
     try:
         with engine.begin() as conn:

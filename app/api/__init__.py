@@ -1,0 +1,1 @@
+"""Thin JSON routes under /api/v1."""

@@ -1,0 +1,157 @@
+"""/api/v1/hosts...: hosts, series, caches, cgroups and removed cgroups. JSON, or CSV."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+
+from app.api.csvout import csv_response
+from app.db import models as m
+from app.db import queries as q
+from app.db import views
+from app.deps import SessionDep, SettingsDep
+from app.domain.cost import memcg_cost
+from app.domain.timerange import RangeError, resolve
+from app.domain.views import CacheView
+from app.schemas.api import CachePage, CgroupPage, HostOut, HostPage, RemovedPage, SeriesOut
+
+router = APIRouter(prefix="/api/v1", tags=["hosts"])
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+Fmt = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
+When = Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")]
+METRIC = re.compile("^(?:" + "|".join(q.SCRAPE_METRICS)
+                    + r"|cache:[^:]{1,255}:(?:bytes|objects|active_objs|slabs))$")
+CACHE_SORTS = ("bytes", "objects", "active_objs", "utilisation", "slabs", "growth_bytes",
+               "name", "object_size_bytes")
+
+
+def get_host(session: SessionDep, name: str) -> m.Host:
+    """The host or a 404 that names it."""
+    host = q.host_by_name(session, name)
+    if host is None:
+        raise HTTPException(404, f"no host named {name!r}: is its collector running?")
+    return host
+
+
+@router.get("/hosts", response_model=HostPage)
+def list_hosts(session: SessionDep, settings: SettingsDep, limit: Limit = 100,
+               offset: Offset = 0, format: Fmt = "json") -> HostPage | Response:
+    """Hosts, most dying memcgs first, with growth, waste and last scrape."""
+    items, total = views.fleet(session, limit=limit, offset=offset, now=views.utcnow(),
+                               stale_after=timedelta(seconds=settings.stale_after_seconds))
+    if format == "csv":
+        return csv_response(items, "hosts")
+    model = items[0].cost_model if items else memcg_cost("6.10", 1, 1).model
+    return HostPage(items=items, total=total, limit=limit, offset=offset, cost_model=model)
+
+
+@router.get("/hosts/{host}", response_model=HostOut)
+def host_detail(host: str, session: SessionDep, settings: SettingsDep) -> HostOut:
+    """One host: summary, identity, and the sources its latest scrape could read."""
+    d = views.host_detail(session, host, now=views.utcnow(),
+                          stale_after=timedelta(seconds=settings.stale_after_seconds))
+    if d is None:
+        raise HTTPException(404, f"no host named {host!r}: is its collector running?")
+    return HostOut(host=d)
+
+
+@router.get("/hosts/{host}/series", response_model=SeriesOut)
+def host_series(host: str, session: SessionDep,
+                metric: Annotated[str, Query(max_length=300, description=(
+                    "memcg_dying, memcg_live, memcg_total, slab_bytes, sreclaimable_bytes, "
+                    "sunreclaim_bytes, percpu_bytes, kernel_stack_bytes, shmem_bytes, or "
+                    "cache:<name>:bytes|objects|active_objs|slabs"))] = "memcg_dying",
+                since: When = None, until: When = None,
+                range: Annotated[str | None, Query(description="1h, 24h, 7d or 30d")] = None,
+                step: Annotated[int | None, Query(ge=1, le=30 * 86_400,
+                                                  description="bucket seconds")] = None,
+                format: Fmt = "json") -> SeriesOut | Response:
+    """A metric over time, averaged into buckets in SQL: never more than 2000 points."""
+    h = get_host(session, host)
+    if not METRIC.match(metric):
+        raise HTTPException(422, f"unknown metric {metric!r}")
+    try:
+        tr = resolve(range, since, until, h.last_seen_at)
+    except RangeError as err:
+        raise HTTPException(422, str(err)) from err
+    s = views.series(session, h.id, metric, tr.since, tr.until, step)
+    if s is None:
+        raise HTTPException(404, f"host {host!r} has no cache {metric.split(':')[1]!r}")
+    if format == "csv":
+        return csv_response([{"time": t, "value": v} for t, v in zip(s.times, s.values,
+                                                                       strict=True)],
+                            f"{host}-{metric}")
+    return SeriesOut(series=s, points=len(s.times))
+
+
+def _sort_key(sort: str):  # type: ignore[no-untyped-def]
+    def key(c: CacheView) -> tuple[bool, object]:
+        v = getattr(c, sort)
+        return (v is None, v if v is not None else 0)
+    return key
+
+
+@router.get("/hosts/{host}/caches", response_model=CachePage)
+def host_caches(host: str, session: SessionDep, at: When = None,
+                window: Annotated[int, Query(ge=60, le=30 * 86_400,
+                                             description="growth window, seconds")] = 86_400,
+                sort: Annotated[str, Query(description=", ".join(CACHE_SORTS))] = "bytes",
+                order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+                limit: Limit = 100, offset: Offset = 0,
+                format: Fmt = "json") -> CachePage | Response:
+    """The cache table at a time: bytes, objects, utilisation, growth over a window."""
+    h = get_host(session, host)
+    if sort not in CACHE_SORTS:
+        raise HTTPException(422, f"sort must be one of {', '.join(CACHE_SORTS)}")
+    items, when = views.caches(session, h.id, at, timedelta(seconds=window))
+    items.sort(key=_sort_key(sort), reverse=order == "desc")
+    if order == "desc":  # unknown values last either way
+        items.sort(key=lambda c: getattr(c, sort) is None)
+    page = items[offset:offset + limit]
+    if format == "csv":
+        return csv_response(page, f"{host}-caches")
+    return CachePage(at=when, window_seconds=window, sort=sort, order=order, items=page,
+                     total=len(items), limit=limit, offset=offset)
+
+
+@router.get("/hosts/{host}/caches/{name}/series", response_model=SeriesOut)
+def cache_series(host: str, name: str, session: SessionDep,
+                 what: Annotated[Literal["bytes", "objects", "active_objs", "slabs"],
+                                 Query()] = "bytes",
+                 since: When = None, until: When = None,
+                 range: Annotated[str | None, Query()] = None,
+                 step: Annotated[int | None, Query(ge=1, le=30 * 86_400)] = None,
+                 format: Fmt = "json") -> SeriesOut | Response:
+    """One cache over time."""
+    return host_series(host, session, f"cache:{name}:{what}", since, until, range, step,
+                       format)
+
+
+@router.get("/hosts/{host}/cgroups", response_model=CgroupPage)
+def host_cgroups(host: str, session: SessionDep, at: When = None, limit: Limit = 1000,
+                 offset: Offset = 0, format: Fmt = "json") -> CgroupPage | Response:
+    """The cgroup trees with live and dying counts per subtree and memory.stat figures."""
+    h = get_host(session, host)
+    items, when = views.cgroups(session, h.id, at)
+    page = items[offset:offset + limit]
+    if format == "csv":
+        return csv_response(page, f"{host}-cgroups")
+    return CgroupPage(at=when, items=page, total=len(items), limit=limit, offset=offset)
+
+
+@router.get("/hosts/{host}/removed", response_model=RemovedPage)
+def host_removed(host: str, session: SessionDep, since: When = None, until: When = None,
+                 limit: Limit = 100, offset: Offset = 0,
+                 format: Fmt = "json") -> RemovedPage | Response:
+    """Cgroups that disappeared, newest first, and what they last had charged."""
+    h = get_host(session, host)
+    items, total = views.removed(session, h, since, until, limit, offset)
+    if format == "csv":
+        return csv_response(items, f"{host}-removed")
+    return RemovedPage(items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,292 @@
+"""Read queries for the API and the pages: all SQL here, downsampling done in the database.
+
+Callers pass a session and own the transaction. Times in and out are tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Float, Select, and_, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from app.db import models as m
+
+MAX_POINTS = 2000
+
+
+class epoch_seconds(FunctionElement[float]):
+    """Seconds since 1970 of a UTC timestamp column, in SQL, per dialect."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # UTCDateTime stores naive UTC text on SQLite: "2026-11-26 17:31:19.123456".
+    return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0"
+
+
+@compiles(epoch_seconds, "postgresql")
+def _epoch_pg(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(epoch_seconds)
+def _epoch_default(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+SCRAPE_METRICS: dict[str, Any] = {
+    "memcg_dying": m.Scrape.memcg_dying_total,
+    "memcg_live": m.Scrape.memcg_visible_total,
+    "memcg_total": m.Scrape.memcg_total,
+    "slab_bytes": m.Scrape.slab_bytes,
+    "sreclaimable_bytes": m.Scrape.sreclaimable_bytes,
+    "sunreclaim_bytes": m.Scrape.sunreclaim_bytes,
+    "percpu_bytes": m.Scrape.percpu_bytes,
+    "kernel_stack_bytes": m.Scrape.kernel_stack_bytes,
+    "shmem_bytes": m.Scrape.shmem_bytes,
+}
+CACHE_METRICS: dict[str, Any] = {
+    "bytes": m.SlabSample.slab_bytes,
+    "objects": m.SlabSample.num_objs_total,
+    "active_objs": m.SlabSample.active_objs_total,
+    "slabs": m.SlabSample.num_slabs_total,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Points of one metric: bucket start times and values (averaged within a bucket)."""
+
+    metric: str
+    step_seconds: int
+    times: list[datetime]
+    values: list[float | None]
+
+
+def choose_step(since: datetime, until: datetime, step: int | None) -> int:
+    """The bucket width: as asked, but never so small that more than MAX_POINTS come back."""
+    span = max(1.0, (until - since).total_seconds())
+    return max(step or 1, math.ceil(span / MAX_POINTS))
+
+
+def host_by_name(session: Session, name: str) -> m.Host | None:
+    """One host row by name."""
+    return session.scalars(select(m.Host).where(m.Host.name == name)).one_or_none()
+
+
+def _bucketed(session: Session, value: Any, where: Sequence[Any], join: Any | None,
+              since: datetime, until: datetime, step: int, metric: str) -> Series:
+    t = epoch_seconds(m.Scrape.taken_at)
+    bucket = func.floor(t / step)
+    q: Select[Any] = select(bucket.label("b"), func.avg(value).label("v"))
+    q = q.select_from(m.Scrape)
+    if join is not None:
+        q = q.join(*join)
+    q = q.where(*where, m.Scrape.taken_at >= since, m.Scrape.taken_at <= until)
+    q = q.group_by(bucket).order_by(bucket)
+    rows = session.execute(q).all()
+    return Series(metric, step,
+                  [datetime.fromtimestamp(float(r.b) * step, UTC) for r in rows],
+                  [None if r.v is None else float(r.v) for r in rows])
+
+
+def scrape_series(session: Session, host_id: int, metric: str, since: datetime,
+                  until: datetime, step: int) -> Series:
+    """A scrape-level metric of one host, bucketed in SQL."""
+    return _bucketed(session, SCRAPE_METRICS[metric], [m.Scrape.host_id == host_id], None,
+                     since, until, step, metric)
+
+
+def cache_series(session: Session, host_id: int, cache: str, metric: str, since: datetime,
+                 until: datetime, step: int) -> Series | None:
+    """One cache's metric over time (None if the host never had that cache)."""
+    cid = session.scalar(select(m.SlabCache.id).where(m.SlabCache.host_id == host_id,
+                                                      m.SlabCache.name == cache))
+    if cid is None:
+        return None
+    return _bucketed(session, CACHE_METRICS[metric], [m.SlabSample.cache_id == cid],
+                     (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step,
+                     f"cache:{cache}:{metric}")
+
+
+def scrape_at(session: Session, host_id: int, at: datetime | None) -> m.Scrape | None:
+    """The host's last scrape at or before `at` (its latest when `at` is None)."""
+    q = select(m.Scrape).where(m.Scrape.host_id == host_id)
+    if at is not None:
+        q = q.where(m.Scrape.taken_at <= at)
+    return session.scalars(q.order_by(m.Scrape.taken_at.desc()).limit(1)).first()
+
+
+def first_scrape_since(session: Session, host_id: int, since: datetime) -> m.Scrape | None:
+    """The host's first scrape at or after `since`."""
+    return session.scalars(select(m.Scrape).where(m.Scrape.host_id == host_id,
+                                                  m.Scrape.taken_at >= since)
+                           .order_by(m.Scrape.taken_at).limit(1)).first()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRow:
+    """A cache at one scrape, with its growth since an earlier one."""
+
+    name: str
+    aliases: list[str]
+    object_size_bytes: int
+    slab_size_bytes: int | None
+    objs_per_slab: int
+    pages_per_slab: int
+    order: int | None
+    reclaim_account: bool | None
+    bytes: int
+    objects: int
+    active_objs: int
+    slabs: int
+    growth_bytes: int | None
+
+
+def cache_rows(session: Session, scrape_id: int, earlier_id: int | None) -> list[CacheRow]:
+    """Every cache of one scrape, joined with geometry, and bytes growth since `earlier_id`."""
+    rows = session.execute(
+        select(m.SlabCache, m.SlabSample.slab_bytes, m.SlabSample.num_objs_total,
+               m.SlabSample.active_objs_total, m.SlabSample.num_slabs_total)
+        .join(m.SlabSample, m.SlabSample.cache_id == m.SlabCache.id)
+        .where(m.SlabSample.scrape_id == scrape_id)).all()
+    before: dict[int, int] = {}
+    if earlier_id is not None:
+        before = {r[0]: r[1] for r in session.execute(
+            select(m.SlabSample.cache_id, m.SlabSample.slab_bytes)
+            .where(m.SlabSample.scrape_id == earlier_id)).all()}
+    out = []
+    for c, b, objs, active, slabs in rows:
+        prev = before.get(c.id)
+        out.append(CacheRow(c.name, list(c.aliases_json or []), c.object_size_bytes,
+                            c.slab_size_bytes, c.objs_per_slab_total, c.pages_per_slab_total,
+                            c.order, c.reclaim_account, b, objs, active, slabs,
+                            None if earlier_id is None else b - (prev or 0)))
+    return out
+
+
+def cache_geometry(session: Session, host_id: int, name: str) -> m.SlabCache | None:
+    """One cache's per-boot geometry and aliases."""
+    return session.scalars(select(m.SlabCache).where(m.SlabCache.host_id == host_id,
+                                                     m.SlabCache.name == name)).one_or_none()
+
+
+def cgroup_rows(session: Session, scrape_id: int) -> list[tuple[m.Cgroup, m.CgroupSample]]:
+    """Every cgroup sample of one scrape with its cgroup."""
+    return [(c, s) for c, s in session.execute(
+        select(m.Cgroup, m.CgroupSample).join(m.CgroupSample,
+                                              m.CgroupSample.cgroup_id == m.Cgroup.id)
+        .where(m.CgroupSample.scrape_id == scrape_id)
+        .order_by(m.Cgroup.hierarchy, m.Cgroup.path)).all()]
+
+
+def removed(session: Session, host_id: int, since: datetime | None, until: datetime | None,
+            limit: int, offset: int) -> tuple[list[m.RemovedCgroup], int]:
+    """Removed cgroups of a host, newest first, one page, and how many there are."""
+    cond = [m.RemovedCgroup.host_id == host_id]
+    if since is not None:
+        cond.append(m.RemovedCgroup.removed_at >= since)
+    if until is not None:
+        cond.append(m.RemovedCgroup.removed_at <= until)
+    total = int(session.scalar(select(func.count(m.RemovedCgroup.id)).where(*cond)) or 0)
+    rows = list(session.scalars(select(m.RemovedCgroup).where(*cond)
+                                .order_by(m.RemovedCgroup.removed_at.desc(),
+                                          m.RemovedCgroup.id.desc())
+                                .limit(limit).offset(offset)).all())
+    return rows, total
+
+
+@dataclass(frozen=True, slots=True)
+class HostRow:
+    """What the fleet view needs of one host, from a handful of queries for all hosts."""
+
+    host: m.Host
+    latest: m.Scrape | None
+    dying_24h_ago: tuple[datetime, int] | None
+    dying_7d_ago: tuple[datetime, int] | None
+    sparkline: list[float]
+    removed_total: int
+
+
+def _dying_at_or_after(host_ids: Sequence[int], when: dict[int, datetime],
+                       session: Session) -> dict[int, tuple[datetime, int]]:
+    out: dict[int, tuple[datetime, int]] = {}
+    for hid in host_ids:
+        row = session.execute(
+            select(m.Scrape.taken_at, m.Scrape.memcg_dying_total)
+            .where(m.Scrape.host_id == hid, m.Scrape.taken_at >= when[hid],
+                   m.Scrape.memcg_dying_total.is_not(None))
+            .order_by(m.Scrape.taken_at).limit(1)).first()
+        if row is not None:
+            out[hid] = (row[0], int(row[1] or 0))
+    return out
+
+
+def fleet(session: Session, limit: int, offset: int,
+          spark_buckets: int = 48) -> tuple[list[HostRow], int]:
+    """Hosts sorted by dying memcgs now (most first), one page of them."""
+    total = int(session.scalar(select(func.count(m.Host.id))) or 0)
+    latest = (select(m.Host, m.Scrape)
+              .outerjoin(m.Scrape, and_(m.Scrape.host_id == m.Host.id,
+                                        m.Scrape.taken_at == m.Host.last_seen_at))
+              .order_by(func.coalesce(m.Scrape.memcg_dying_total, -1).desc(), m.Host.name)
+              .limit(limit).offset(offset))
+    pairs = session.execute(latest).all()
+    seen: dict[int, tuple[m.Host, m.Scrape | None]] = {}
+    for h, s in pairs:
+        seen.setdefault(h.id, (h, s))  # two scrapes at the same instant: keep one
+    ids = list(seen)
+    if not ids:
+        return [], total
+    last = {hid: h.last_seen_at for hid, (h, _) in seen.items()}
+    d24 = _dying_at_or_after(ids, {h: t - timedelta(hours=24) for h, t in last.items()},
+                             session)
+    d7 = _dying_at_or_after(ids, {h: t - timedelta(days=7) for h, t in last.items()}, session)
+    # Sparklines: the last 24 h of each host, bucketed in one query for the whole page.
+    step = 86_400 // spark_buckets
+    lo = min(last.values()) - timedelta(hours=24)
+    t = epoch_seconds(m.Scrape.taken_at)
+    b = func.floor(t / step)
+    spark: dict[int, list[tuple[float, float]]] = {hid: [] for hid in ids}
+    for hid, bucket, v in session.execute(
+            select(m.Scrape.host_id, b, func.avg(m.Scrape.memcg_dying_total))
+            .where(m.Scrape.host_id.in_(ids), m.Scrape.taken_at >= lo)
+            .group_by(m.Scrape.host_id, b).order_by(m.Scrape.host_id, b)).all():
+        if v is not None and float(bucket) * step >= last[hid].timestamp() - 86_400 - step:
+            spark[hid].append((float(bucket), float(v)))
+    removed_counts = dict(session.execute(
+        select(m.RemovedCgroup.host_id, func.count(m.RemovedCgroup.id))
+        .where(m.RemovedCgroup.host_id.in_(ids)).group_by(m.RemovedCgroup.host_id)).all())
+    return [HostRow(h, s, d24.get(hid), d7.get(hid), [v for _, v in spark[hid]],
+                    int(removed_counts.get(hid, 0)))
+            for hid, (h, s) in seen.items()], total
+
+
+def fleet_one(session: Session, host_id: int) -> tuple[HostRow, int]:
+    """The fleet row of one host."""
+    host = session.get_one(m.Host, host_id)
+    latest = scrape_at(session, host_id, None)
+    last = host.last_seen_at
+    d24 = _dying_at_or_after([host_id], {host_id: last - timedelta(hours=24)}, session)
+    d7 = _dying_at_or_after([host_id], {host_id: last - timedelta(days=7)}, session)
+    removed_total = int(session.scalar(select(func.count(m.RemovedCgroup.id))
+                                       .where(m.RemovedCgroup.host_id == host_id)) or 0)
+    return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [], removed_total), 1
+
+
+def sources_seen(session: Session, scrape_id: int) -> list[tuple[str, str, str]]:
+    """The errors of one scrape: (source, path, message)."""
+    return [(e.source, e.path, e.message) for e in session.scalars(
+        select(m.ScrapeError).where(m.ScrapeError.scrape_id == scrape_id)
+        .order_by(m.ScrapeError.id)).all()]

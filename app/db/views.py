@@ -1,0 +1,159 @@
+"""Assemble what the API and the pages show, from queries.py; shared by both."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import models as m
+from app.db import queries as q
+from app.domain import derive, tree
+from app.domain.cost import memcg_cost
+from app.domain.views import (
+    CacheView,
+    CgroupView,
+    HostDetail,
+    HostSummary,
+    RemovedView,
+    SeriesView,
+    SourceStatus,
+)
+
+
+def _summary(row: q.HostRow, now: datetime, stale_after: timedelta) -> HostSummary:
+    h, s = row.host, row.latest
+    cost = memcg_cost(h.kernel_release, h.possible_cpus_total, h.numa_nodes_total)
+    dying = s.memcg_dying_total if s else None
+    now_point = (s.taken_at, dying) if s and dying is not None else None
+    g24 = derive.growth_per_day(row.dying_24h_ago, now_point)
+    g7 = derive.growth_per_day(row.dying_7d_ago, now_point)
+    return HostSummary(
+        name=h.name, kernel_release=h.kernel_release, era=h.era, cgroup_layout=h.cgroup_layout,
+        cpus=h.possible_cpus_total, last_scrape_at=h.last_seen_at,
+        stale=now - h.last_seen_at > stale_after,
+        memcg_live=s.memcg_visible_total if s else None, memcg_dying=dying,
+        memcg_total=s.memcg_total if s else None,
+        dying_growth_per_day_24h=g24, dying_growth_per_day_7d=g7,
+        days_to_memcg_id_limit=derive.days_to_limit(dying, s.memcg_total if s else None,
+                                                    g7 if g7 is not None else g24),
+        slab_bytes=s.slab_bytes if s else None,
+        sreclaimable_bytes=s.sreclaimable_bytes if s else None,
+        sunreclaim_bytes=s.sunreclaim_bytes if s else None,
+        percpu_bytes=s.percpu_bytes if s else None,
+        dying_cost_bytes_each=cost.per_memcg_bytes,
+        wasted_bytes=dying * cost.per_memcg_bytes if dying is not None else None,
+        cost_model=cost.model, removed_total=row.removed_total,
+        sparkline_dying_24h=row.sparkline)
+
+
+def fleet(session: Session, *, limit: int, offset: int, now: datetime,
+          stale_after: timedelta) -> tuple[list[HostSummary], int]:
+    """The fleet page: hosts by dying memcgs, most first."""
+    rows, total = q.fleet(session, limit, offset)
+    return [_summary(r, now, stale_after) for r in rows], total
+
+
+def host_detail(session: Session, name: str, *, now: datetime,
+                stale_after: timedelta) -> HostDetail | None:
+    """One host: its summary, identity, and which sources its latest scrape could read."""
+    host = q.host_by_name(session, name)
+    if host is None:
+        return None
+    rows, _ = q.fleet_one(session, host.id)
+    summary = _summary(rows, now, stale_after)
+    latest = rows.latest
+    errors = q.sources_seen(session, latest.id) if latest else []
+    failed = {src for src, _, _ in errors}
+    sources = [SourceStatus(src, False, f"{path}: {msg}") for src, path, msg in errors]
+    for src in ("slabinfo", "slub-sysfs", "proc-cgroups", "cgroup", "meminfo", "vmstat"):
+        if src not in failed and latest is not None:
+            sources.append(SourceStatus(src, True, "read in the latest scrape"))
+    count = int(session.scalar(select(func.count(m.Scrape.id))
+                               .where(m.Scrape.host_id == host.id)) or 0)
+    return HostDetail(summary, host.machine_id, host.boot_id, host.numa_nodes_total,
+                      host.page_size_bytes, host.first_seen_at,
+                      latest.memcg_method if latest else None, count, sources)
+
+
+def series(session: Session, host_id: int, metric: str, since: datetime, until: datetime,
+           step: int | None) -> SeriesView | None:
+    """A metric of a host over a range, at most q.MAX_POINTS points (None: unknown cache)."""
+    width = q.choose_step(since, until, step)
+    if metric.startswith("cache:"):
+        _, name, what = metric.split(":", 2)
+        s = q.cache_series(session, host_id, name, what, since, until, width)
+        if s is None:
+            return None
+    else:
+        s = q.scrape_series(session, host_id, metric, since, until, width)
+    return SeriesView(s.metric, s.step_seconds, since, until, s.times, s.values)
+
+
+def caches(session: Session, host_id: int, at: datetime | None,
+           window: timedelta) -> tuple[list[CacheView], datetime | None]:
+    """The cache table of the scrape at `at` (latest if None), growth over `window`."""
+    now = q.scrape_at(session, host_id, at)
+    if now is None:
+        return [], None
+    before = q.scrape_at(session, host_id, now.taken_at - window)
+    if before is None:
+        before = q.first_scrape_since(session, host_id, now.taken_at - window)
+    if before is not None and before.id == now.id:
+        before = None
+    days = (now.taken_at - before.taken_at).total_seconds() / 86_400 if before else 0
+    out = []
+    for r in q.cache_rows(session, now.id, before.id if before else None):
+        out.append(CacheView(
+            r.name, r.aliases, r.bytes, r.objects, r.active_objs,
+            r.active_objs / r.objects if r.objects else None, r.slabs, r.object_size_bytes,
+            r.slab_size_bytes, r.objs_per_slab, r.pages_per_slab, r.order, r.reclaim_account,
+            r.growth_bytes, r.growth_bytes / days if r.growth_bytes is not None and days > 0
+            else None))
+    return out, now.taken_at
+
+
+def cgroups(session: Session, host_id: int,
+            at: datetime | None) -> tuple[list[CgroupView], datetime | None]:
+    """The cgroup trees of the scrape at `at`, depth first, with subtree counts."""
+    now = q.scrape_at(session, host_id, at)
+    if now is None:
+        return [], None
+    out: list[CgroupView] = []
+    rows = q.cgroup_rows(session, now.id)
+    for hierarchy in sorted({c.hierarchy for c, _ in rows}):
+        pairs: list[tuple[str, dict[str, object]]] = [
+            (c.path, {"sample": s}) for c, s in rows if c.hierarchy == hierarchy]
+        root = tree.build(pairs)
+        for node in tree.flatten(root):
+            s = node.data.get("sample")
+            dying = s.nr_dying_descendants_total if isinstance(s, m.CgroupSample) else None
+            if dying is None and node.path == "/" and hierarchy == "memory":
+                dying = now.memcg_dying_total  # v1: only the host total is known
+            smp = s if isinstance(s, m.CgroupSample) else None
+            out.append(CgroupView(
+                hierarchy, node.path, node.name, node.depth, tree.parent_of(node.path),
+                node.descendants, dying,
+                smp.memory_usage_bytes if smp else None, smp.kmem_usage_bytes if smp else None,
+                smp.file_bytes if smp else None, smp.anon_bytes if smp else None,
+                smp.shmem_bytes if smp else None, smp.slab_bytes if smp else None,
+                smp.kernel_stack_bytes if smp else None,
+                dict(smp.memory_stat_json or {}) if smp else {}))
+    return out, now.taken_at
+
+
+def removed(session: Session, host: m.Host, since: datetime | None, until: datetime | None,
+            limit: int, offset: int) -> tuple[list[RemovedView], int]:
+    """Removed cgroups, newest first, with what most likely pins each."""
+    rows, total = q.removed(session, host.id, since, until, limit, offset)
+    return [RemovedView(r.hierarchy, r.path, r.last_seen_at, r.removed_at,
+                        r.last_memory_usage_bytes, r.file_bytes, r.shmem_bytes, r.slab_bytes,
+                        r.kernel_stack_bytes,
+                        derive.likely_pin(host.era, r.file_bytes, r.shmem_bytes, r.slab_bytes,
+                                          r.kernel_stack_bytes)) for r in rows], total
+
+
+def utcnow() -> datetime:
+    """Now, in UTC (one place, so tests can see what the views used)."""
+    return datetime.now(UTC)

@@ -1,0 +1,53 @@
+"""Time ranges of the API and the range picker: parsed, bounded and validated in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
+           "30d": timedelta(days=30)}
+MAX_RANGE = timedelta(days=400)
+
+
+class RangeError(ValueError):
+    """A time range that cannot be served; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A validated [since, until] in UTC, and the preset it came from (if any)."""
+
+    since: datetime
+    until: datetime
+    preset: str | None
+
+    @property
+    def seconds(self) -> float:
+        """Length of the range."""
+        return (self.until - self.since).total_seconds()
+
+
+def as_utc(t: datetime) -> datetime:
+    """A naive time is taken as UTC; an aware one is converted."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def resolve(preset: str | None, since: datetime | None, until: datetime | None,
+            end: datetime, default: str = "24h") -> TimeRange:
+    """Resolve ?range= or ?since=&until= (ending at `end` by default) into a checked range."""
+    if since is None and until is None:
+        name = preset or default
+        if name not in PRESETS:
+            raise RangeError(f"range must be one of {', '.join(PRESETS)} or since/until, "
+                             f"not {name!r}")
+        return TimeRange(end - PRESETS[name], end, name)
+    if preset is not None:
+        raise RangeError("give either range or since/until, not both")
+    u = as_utc(until) if until is not None else end
+    s = as_utc(since) if since is not None else u - PRESETS[default]
+    if s >= u:
+        raise RangeError(f"since ({s.isoformat()}) must be before until ({u.isoformat()})")
+    if u - s > MAX_RANGE:
+        raise RangeError(f"a range may span at most {MAX_RANGE.days} days")
+    return TimeRange(s, u, None)

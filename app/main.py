@@ -1,0 +1,109 @@
+"""create_app(): lifespan (engine), routers, static files, and the one error mapping.
+
+Errors: pages get an HTML error page, /api (and ?format=json) get {"detail": ...}. A database
+that is down or not migrated is a 503 that says what to do, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import __version__
+from app.api.routes import hosts as api_hosts
+from app.config import Settings, get_settings
+from app.db.session import make_engine, make_session_factory
+from app.deps import SessionDep
+from app.web import pages
+from app.web.templating import templates
+
+log = logging.getLogger("slabscope.web")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def _wants_json(request: Request) -> bool:
+    return (request.url.path.startswith("/api/") or request.url.path == "/healthz"
+            or request.query_params.get("format") in ("json", "csv"))
+
+
+def _error(request: Request, status: int, detail: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": detail}, status_code=status)
+    response: Response = templates.TemplateResponse(
+        request, "error.html", {"status": status, "detail": detail}, status_code=status)
+    return response
+
+
+def _validation_detail(err: RequestValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e.get("loc", ()) if x not in ("query", "path", "body"))
+        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", "invalid"))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the web app for these settings (the environment's by default)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessions = make_session_factory(engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="slabscope", version=__version__, lifespan=lifespan,
+                  description="Dying memory cgroups, slab caches and cgroup trees, host by "
+                              "host and fleet-wide.")
+    app.state.settings = settings
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, 422, _validation_detail(exc))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, exc: SQLAlchemyError) -> Response:
+        log.error("database error on %s: %s", request.url.path, str(exc).splitlines()[0])
+        if isinstance(exc, OperationalError | ProgrammingError):
+            return _error(request, 503, "the database is unavailable or not migrated: "
+                                        "check SLABSCOPE_DATABASE_URL and run `slabscope migrate`")
+        return _error(request, 503, "database error; see the server log")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(request, 500, "internal error; see the server log")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz(session: SessionDep) -> dict[str, str]:
+        session.execute(text("SELECT 1"))
+        return {"status": "ok", "database": "ok"}
+
+    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        # Served from the installed plotly package: no CDN (fleet hosts are often offline).
+        path = resources.files("plotly") / "package_data" / "plotly.min.js"
+        return FileResponse(str(path), media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    app.include_router(api_hosts.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

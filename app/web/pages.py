@@ -1,0 +1,152 @@
+"""HTML pages; each has a JSON twin (?format=json) with exactly the data the page shows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from app.db import models as m
+from app.db import queries as q
+from app.db import views
+from app.deps import SessionDep, SettingsDep
+from app.domain.timerange import PRESETS, RangeError, TimeRange, resolve
+from app.web import charts
+from app.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+Fmt = Annotated[Literal["html", "json"], Query()]
+When = Annotated[datetime | None, Query()]
+Preset = Annotated[str | None, Query(alias="range")]
+
+
+def _render(request: Request, name: str, fmt: str, ctx: dict[str, Any],
+            json_keys: tuple[str, ...]) -> Response:
+    if fmt == "json":
+        return JSONResponse(jsonable_encoder({k: ctx[k] for k in json_keys}))
+    response: Response = templates.TemplateResponse(request, name, ctx)
+    return response
+
+
+def _host(session: Session, name: str) -> m.Host:
+    host = q.host_by_name(session, name)
+    if host is None:
+        raise HTTPException(404, f"no host named {name!r}: is its collector running? "
+                                 "(`slabscope doctor` on that host)")
+    return host
+
+
+def _range(preset: str | None, since: datetime | None, until: datetime | None,
+           end: datetime) -> TimeRange:
+    try:
+        return resolve(preset, since, until, end)
+    except RangeError as err:
+        raise HTTPException(422, str(err)) from err
+
+
+@router.get("/")
+def fleet_page(request: Request, session: SessionDep, settings: SettingsDep,
+               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+               format: Fmt = "html") -> Response:
+    """The fleet: hosts by dying memcgs, with sparklines, growth, waste and staleness."""
+    hosts, total = views.fleet(session, limit=limit, offset=offset, now=views.utcnow(),
+                               stale_after=timedelta(seconds=settings.stale_after_seconds))
+    ctx = {"hosts": hosts, "total": total, "offset": offset, "limit": limit,
+           "stale": [h for h in hosts if h.stale],
+           "stale_after_seconds": settings.stale_after_seconds}
+    return _render(request, "index.html", format, ctx, ("hosts", "total", "offset", "limit"))
+
+
+@router.get("/hosts/{host}")
+def host_page(request: Request, host: str, session: SessionDep, settings: SettingsDep,
+              preset: Preset = None, since: When = None, until: When = None,
+              removed_offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+              format: Fmt = "html") -> Response:
+    """One host over a time range: dying and live memcgs, slab, percpu, caches, removals."""
+    h = _host(session, host)
+    tr = _range(preset, since, until, h.last_seen_at)
+    detail = views.host_detail(session, host, now=views.utcnow(),
+                               stale_after=timedelta(seconds=settings.stale_after_seconds))
+    assert detail is not None
+
+    def s(metric: str) -> Any:
+        return views.series(session, h.id, metric, tr.since, tr.until, None)
+
+    dying, live = s("memcg_dying"), s("memcg_live")
+    recl, unrecl, percpu = s("sreclaimable_bytes"), s("sunreclaim_bytes"), s("percpu_bytes")
+    figs = {
+        "memcgs": charts.line("Memory cgroups", [("dying", dying.times, dying.values),
+                                                 ("live", live.times, live.values)]),
+        "slab": charts.line("Slab", [("reclaimable", recl.times, recl.values),
+                                     ("unreclaimable", unrecl.times, unrecl.values)],
+                            unit="bytes", stacked=True),
+        "percpu": charts.line("Percpu", [("percpu", percpu.times, percpu.values)],
+                              unit="bytes"),
+    }
+    caches, at = views.caches(session, h.id, tr.until, tr.until - tr.since)
+    by_bytes = sorted(caches, key=lambda c: c.bytes, reverse=True)[:10]
+    by_growth = sorted((c for c in caches if c.growth_bytes), key=lambda c: c.growth_bytes or 0,
+                       reverse=True)[:10]
+    removed, removed_total = views.removed(session, h, None, None, 50, removed_offset)
+    ctx = {"host": detail, "range": tr, "presets": list(PRESETS), "figures": figs,
+           "points": {k: charts.points(v) for k, v in figs.items()},
+           "top_bytes": by_bytes, "top_growth": by_growth, "caches_at": at,
+           "removed": removed, "removed_total": removed_total,
+           "removed_offset": removed_offset}
+    return _render(request, "host.html", format, ctx,
+                   ("host", "range", "figures", "points", "top_bytes", "top_growth",
+                    "caches_at", "removed", "removed_total", "removed_offset"))
+
+
+@router.get("/hosts/{host}/caches/{name}")
+def cache_page(request: Request, host: str, name: str, session: SessionDep,
+               preset: Preset = None, since: When = None, until: When = None,
+               format: Fmt = "html") -> Response:
+    """One cache over time: objects, slabs, bytes, utilisation; aliases and geometry."""
+    h = _host(session, host)
+    geo = q.cache_geometry(session, h.id, name)
+    if geo is None:
+        raise HTTPException(404, f"host {host!r} has no slab cache {name!r}")
+    tr = _range(preset, since, until, h.last_seen_at)
+
+    def s(what: str) -> Any:
+        return views.series(session, h.id, f"cache:{name}:{what}", tr.since, tr.until, None)
+
+    objs, active, slabs, nbytes = s("objects"), s("active_objs"), s("slabs"), s("bytes")
+    util = [None if not o or a is None else a / o for a, o in zip(active.values, objs.values,
+                                                                   strict=True)]
+    figs = {
+        "objects": charts.line("Objects", [("total", objs.times, objs.values),
+                                           ("active", active.times, active.values)]),
+        "slabs": charts.line("Slabs", [("slabs", slabs.times, slabs.values)]),
+        "bytes": charts.line("Memory", [("bytes", nbytes.times, nbytes.values)],
+                             unit="bytes"),
+        "utilisation": charts.line("Utilisation (active / total objects)",
+                                   [("utilisation", objs.times, util)]),
+    }
+    figs["utilisation"]["layout"]["yaxis"].update(tickformat=".0%", range=[0, 1.05])
+    geometry = {"object_size_bytes": geo.object_size_bytes,
+                "slab_size_bytes": geo.slab_size_bytes,
+                "objs_per_slab": geo.objs_per_slab_total,
+                "pages_per_slab": geo.pages_per_slab_total,
+                "order": geo.order, "reclaim_account": geo.reclaim_account}
+    ctx = {"host_name": h.name, "name": name, "aliases": list(geo.aliases_json or []),
+           "geometry": geometry, "range": tr, "presets": list(PRESETS), "figures": figs,
+           "points": {k: charts.points(v) for k, v in figs.items()}}
+    return _render(request, "cache.html", format, ctx,
+                   ("host_name", "name", "aliases", "geometry", "range", "figures", "points"))
+
+
+@router.get("/hosts/{host}/cgroups")
+def cgroups_page(request: Request, host: str, session: SessionDep, at: When = None,
+                 format: Fmt = "html") -> Response:
+    """The cgroup trees, collapsible, with dying counts per subtree and memory.stat."""
+    h = _host(session, host)
+    nodes, when = views.cgroups(session, h.id, at)
+    ctx = {"host_name": h.name, "era": h.era, "at": when, "nodes": nodes}
+    return _render(request, "cgroups.html", format, ctx, ("host_name", "at", "nodes"))

@@ -1,0 +1,74 @@
+"""The single Jinja2Templates instance and its filters (humanised numbers, URL parts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+from fastapi.templating import Jinja2Templates
+
+MISSING = "\u2013"  # an en dash: shown where a value is unknown
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+def human_bytes(n: float | None) -> str:
+    """1536 -> '1.5 KiB'; None -> an en dash."""
+    if n is None:
+        return MISSING
+    value = float(n)
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def human_count(n: float | None, digits: int = 1) -> str:
+    """1234 -> '1.2k', 2_500_000 -> '2.5M'; None -> an en dash."""
+    if n is None:
+        return MISSING
+    value = float(n)
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{sign}{value / size:.{digits}f}{unit}"
+    return f"{sign}{value:.0f}" if value == int(value) else f"{sign}{value:.{digits}f}"
+
+
+def human_rate(n: float | None) -> str:
+    """A signed per-day rate: '+12.3/d'."""
+    if n is None:
+        return MISSING
+    return ("+" if n > 0 else "") + human_count(n) + "/d"
+
+
+def iso(t: datetime | None) -> str:
+    """ISO 8601 in UTC, for <time datetime=...> (the browser shows it in its own zone)."""
+    return t.isoformat() if t is not None else ""
+
+
+def urlq(part: str) -> str:
+    """One path segment, percent-encoded (cgroup and cache names may hold anything)."""
+    return quote(part, safe="")
+
+
+def sparkline(values: list[float], width: int = 120, height: int = 24) -> str:
+    """Points of an SVG polyline for a sparkline ('' when there is nothing to draw)."""
+    if len(values) < 2:
+        return ""
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}"
+                    for i, v in enumerate(values))
+
+
+templates = Jinja2Templates(env=jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True))
+templates.env.filters.update(bytes=human_bytes, count=human_count, rate=human_rate, iso=iso,
+                             urlq=urlq, sparkline=sparkline)

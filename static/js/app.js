@@ -1,0 +1,75 @@
+// slabscope: local times, plotly charts from embedded figures, range picker, cgroup tree.
+(function () {
+  "use strict";
+
+  // <time datetime="ISO UTC"> -> the browser's own time zone.
+  document.querySelectorAll("time[datetime]").forEach(function (el) {
+    var d = new Date(el.getAttribute("datetime"));
+    if (!isNaN(d)) { el.textContent = d.toLocaleString(); el.title = el.getAttribute("datetime"); }
+  });
+
+  // Charts: figures are embedded as JSON; x values become Dates (drawn in local time).
+  window.slabscopeCharts = {};
+  if (window.Plotly) {
+    document.querySelectorAll("figure[data-chart]").forEach(function (el) {
+      var fig = JSON.parse(el.querySelector("script[type='application/json']").textContent);
+      fig.data.forEach(function (t) { t.x = t.x.map(function (v) { return new Date(v); }); });
+      window.slabscopeCharts[el.dataset.chart] = fig.data.length ? fig.data[0].x.length : 0;
+      if (!fig.data.length || !fig.data[0].x.length) { return; }
+      Plotly.newPlot(el, fig.data, fig.layout, {displayModeBar: false, responsive: true});
+    });
+  }
+
+  // Range picker: datetime-local inputs are local time; send UTC ISO strings.
+  function toLocalInput(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) { return ""; }
+    var off = d.getTimezoneOffset() * 60000;
+    return new Date(d - off).toISOString().slice(0, 19);
+  }
+  document.querySelectorAll("form[data-range-form]").forEach(function (form) {
+    ["since", "until"].forEach(function (k) {
+      var hidden = form.querySelector("input[name='" + k + "']");
+      var local = form.querySelector("input[data-local='" + k + "']");
+      local.value = toLocalInput(hidden.value);
+    });
+    form.addEventListener("submit", function () {
+      ["since", "until"].forEach(function (k) {
+        var local = form.querySelector("input[data-local='" + k + "']");
+        var hidden = form.querySelector("input[name='" + k + "']");
+        if (local.value) { hidden.value = new Date(local.value).toISOString(); }
+      });
+    });
+  });
+
+  // Cgroup tree: click a row to fold or unfold its children.
+  var tree = document.getElementById("tree");
+  if (tree) {
+    var rows = Array.prototype.slice.call(tree.querySelectorAll("tbody tr"));
+    var kids = {};
+    rows.forEach(function (r) {
+      var p = r.dataset.parent;
+      if (p) { (kids[p] = kids[p] || []).push(r); }
+    });
+    function hideBelow(id) {
+      (kids[id] || []).forEach(function (c) {
+        c.classList.add("hidden");
+        if (c.classList.contains("has-kids")) { c.classList.add("folded"); }
+        hideBelow(c.dataset.id);
+      });
+    }
+    rows.forEach(function (r) {
+      if (!r.classList.contains("has-kids")) { return; }
+      r.addEventListener("click", function () {
+        var id = r.dataset.id;
+        if (r.classList.contains("folded")) {
+          r.classList.remove("folded");
+          (kids[id] || []).forEach(function (c) { c.classList.remove("hidden"); });
+        } else {
+          r.classList.add("folded");
+          hideBelow(id);
+        }
+      });
+    });
+  }
+})();
