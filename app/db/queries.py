@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, func, select
+from sqlalchemy import Float, Select, and_, func, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -85,39 +85,45 @@ def host_by_name(session: Session, name: str) -> m.Host | None:
     return session.scalars(select(m.Host).where(m.Host.name == name)).one_or_none()
 
 
-def _bucketed(session: Session, value: Any, where: Sequence[Any], join: Any | None,
-              since: datetime, until: datetime, step: int, metric: str) -> Series:
+def _bucketed(session: Session, values: dict[str, Any], where: Sequence[Any],
+              join: Any | None, since: datetime, until: datetime, step: int) -> dict[str, Series]:
+    """Several metrics over the same buckets, in one GROUP BY query."""
     t = epoch_seconds(m.Scrape.taken_at)
     bucket = func.floor(t / step)
-    q: Select[Any] = select(bucket.label("b"), func.avg(value).label("v"))
+    names = list(values)
+    q: Select[Any] = select(bucket.label("b"),
+                            *(func.avg(values[n]).label(f"v{i}") for i, n in enumerate(names)))
     q = q.select_from(m.Scrape)
     if join is not None:
         q = q.join(*join)
     q = q.where(*where, m.Scrape.taken_at >= since, m.Scrape.taken_at <= until)
     q = q.group_by(bucket).order_by(bucket)
     rows = session.execute(q).all()
-    return Series(metric, step,
-                  [datetime.fromtimestamp(float(r.b) * step, UTC) for r in rows],
-                  [None if r.v is None else float(r.v) for r in rows])
+    times = [datetime.fromtimestamp(float(r[0]) * step, UTC) for r in rows]
+    return {n: Series(n, step, times, [None if r[i + 1] is None else float(r[i + 1])
+                                       for r in rows])
+            for i, n in enumerate(names)}
 
 
-def scrape_series(session: Session, host_id: int, metric: str, since: datetime,
-                  until: datetime, step: int) -> Series:
-    """A scrape-level metric of one host, bucketed in SQL."""
-    return _bucketed(session, SCRAPE_METRICS[metric], [m.Scrape.host_id == host_id], None,
-                     since, until, step, metric)
+def scrape_series(session: Session, host_id: int, metrics: Sequence[str], since: datetime,
+                  until: datetime, step: int) -> dict[str, Series]:
+    """Scrape-level metrics of one host, bucketed in SQL, in one query."""
+    return _bucketed(session, {n: SCRAPE_METRICS[n] for n in metrics},
+                     [m.Scrape.host_id == host_id], None, since, until, step)
 
 
-def cache_series(session: Session, host_id: int, cache: str, metric: str, since: datetime,
-                 until: datetime, step: int) -> Series | None:
-    """One cache's metric over time (None if the host never had that cache)."""
-    cid = session.scalar(select(m.SlabCache.id).where(m.SlabCache.host_id == host_id,
-                                                      m.SlabCache.name == cache))
-    if cid is None:
-        return None
-    return _bucketed(session, CACHE_METRICS[metric], [m.SlabSample.cache_id == cid],
-                     (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step,
-                     f"cache:{cache}:{metric}")
+def cache_id(session: Session, host_id: int, cache: str) -> int | None:
+    """The id of a host's cache by name."""
+    return session.scalar(select(m.SlabCache.id).where(m.SlabCache.host_id == host_id,
+                                                       m.SlabCache.name == cache))
+
+
+def cache_series(session: Session, cid: int, metrics: Sequence[str], since: datetime,
+                 until: datetime, step: int) -> dict[str, Series]:
+    """One cache's metrics over time, bucketed in SQL, in one query."""
+    return _bucketed(session, {n: CACHE_METRICS[n] for n in metrics},
+                     [m.SlabSample.cache_id == cid],
+                     (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step)
 
 
 def scrape_at(session: Session, host_id: int, at: datetime | None) -> m.Scrape | None:
@@ -221,16 +227,23 @@ class HostRow:
 
 def _dying_at_or_after(host_ids: Sequence[int], when: dict[int, datetime],
                        session: Session) -> dict[int, tuple[datetime, int]]:
-    out: dict[int, tuple[datetime, int]] = {}
-    for hid in host_ids:
-        row = session.execute(
-            select(m.Scrape.taken_at, m.Scrape.memcg_dying_total)
-            .where(m.Scrape.host_id == hid, m.Scrape.taken_at >= when[hid],
-                   m.Scrape.memcg_dying_total.is_not(None))
-            .order_by(m.Scrape.taken_at).limit(1)).first()
-        if row is not None:
-            out[hid] = (row[0], int(row[1] or 0))
-    return out
+    """Each host's first dying count at or after its own cut-off: one statement for all."""
+    if not host_ids:
+        return {}
+    parts = [select(m.Scrape.host_id, m.Scrape.taken_at, m.Scrape.memcg_dying_total)
+             .where(m.Scrape.host_id == hid, m.Scrape.taken_at >= when[hid],
+                    m.Scrape.memcg_dying_total.is_not(None))
+             .order_by(m.Scrape.taken_at).limit(1).subquery().select()
+             for hid in host_ids]
+    stmt = parts[0] if len(parts) == 1 else union_all(*parts)
+    return {int(r[0]): (r[1] if isinstance(r[1], datetime) else _utc(r[1]), int(r[2] or 0))
+            for r in session.execute(stmt).all()}
+
+
+def _utc(value: Any) -> datetime:
+    # A UNION drops the column type on SQLite: the timestamp comes back as text.
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def fleet(session: Session, limit: int, offset: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -80,15 +81,33 @@ def host_detail(session: Session, name: str, *, now: datetime,
 def series(session: Session, host_id: int, metric: str, since: datetime, until: datetime,
            step: int | None) -> SeriesView | None:
     """A metric of a host over a range, at most q.MAX_POINTS points (None: unknown cache)."""
-    width = q.choose_step(since, until, step)
     if metric.startswith("cache:"):
         _, name, what = metric.split(":", 2)
-        s = q.cache_series(session, host_id, name, what, since, until, width)
-        if s is None:
-            return None
-    else:
-        s = q.scrape_series(session, host_id, metric, since, until, width)
-    return SeriesView(s.metric, s.step_seconds, since, until, s.times, s.values)
+        got = cache_series(session, host_id, name, [what], since, until, step)
+        return None if got is None else replace(got[what], metric=metric)
+    return host_series(session, host_id, [metric], since, until, step)[metric]
+
+
+def host_series(session: Session, host_id: int, metrics: list[str], since: datetime,
+                until: datetime, step: int | None) -> dict[str, SeriesView]:
+    """Several scrape metrics of a host over one range, from one query."""
+    width = q.choose_step(since, until, step)
+    got = q.scrape_series(session, host_id, metrics, since, until, width)
+    return {k: SeriesView(k, s.step_seconds, since, until, s.times, s.values)
+            for k, s in got.items()}
+
+
+def cache_series(session: Session, host_id: int, name: str, metrics: list[str],
+                 since: datetime, until: datetime,
+                 step: int | None) -> dict[str, SeriesView] | None:
+    """Several metrics of one cache over one range, from one query (None: no such cache)."""
+    cid = q.cache_id(session, host_id, name)
+    if cid is None:
+        return None
+    width = q.choose_step(since, until, step)
+    got = q.cache_series(session, cid, metrics, since, until, width)
+    return {k: SeriesView(f"cache:{name}:{k}", s.step_seconds, since, until, s.times,
+                          s.values) for k, s in got.items()}
 
 
 def caches(session: Session, host_id: int, at: datetime | None,

@@ -74,11 +74,11 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
                                stale_after=timedelta(seconds=settings.stale_after_seconds))
     assert detail is not None
 
-    def s(metric: str) -> Any:
-        return views.series(session, h.id, metric, tr.since, tr.until, None)
-
-    dying, live = s("memcg_dying"), s("memcg_live")
-    recl, unrecl, percpu = s("sreclaimable_bytes"), s("sunreclaim_bytes"), s("percpu_bytes")
+    ser = views.host_series(session, h.id, ["memcg_dying", "memcg_live", "sreclaimable_bytes",
+                                            "sunreclaim_bytes", "percpu_bytes"],
+                            tr.since, tr.until, None)
+    dying, live = ser["memcg_dying"], ser["memcg_live"]
+    recl, unrecl, percpu = ser["sreclaimable_bytes"], ser["sunreclaim_bytes"], ser["percpu_bytes"]
     figs = {
         "memcgs": charts.line("Memory cgroups", [("dying", dying.times, dying.values),
                                                  ("live", live.times, live.values)]),
@@ -114,10 +114,10 @@ def cache_page(request: Request, host: str, name: str, session: SessionDep,
         raise HTTPException(404, f"host {host!r} has no slab cache {name!r}")
     tr = _range(preset, since, until, h.last_seen_at)
 
-    def s(what: str) -> Any:
-        return views.series(session, h.id, f"cache:{name}:{what}", tr.since, tr.until, None)
-
-    objs, active, slabs, nbytes = s("objects"), s("active_objs"), s("slabs"), s("bytes")
+    ser = views.cache_series(session, h.id, name, ["objects", "active_objs", "slabs", "bytes"],
+                             tr.since, tr.until, None)
+    assert ser is not None
+    objs, active, slabs, nbytes = ser["objects"], ser["active_objs"], ser["slabs"], ser["bytes"]
     util = [None if not o or a is None else a / o for a, o in zip(active.values, objs.values,
                                                                    strict=True)]
     figs = {
