@@ -75,9 +75,10 @@ class Scrape(Base):
     kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
     shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
     errors_total: Mapped[int] = mapped_column(Integer, default=0)
-    meminfo_json: Mapped[dict[str, Any]] = mapped_column(JSONDict)
-    vmstat_json: Mapped[dict[str, Any]] = mapped_column(JSONDict)
-    proc_cgroups_json: Mapped[list[Any]] = mapped_column(JSONDict)
+    # Whole files as JSON, loaded only when read (pages never need them: ~230 keys a row).
+    meminfo_json: Mapped[dict[str, Any]] = mapped_column(JSONDict, deferred=True)
+    vmstat_json: Mapped[dict[str, Any]] = mapped_column(JSONDict, deferred=True)
+    proc_cgroups_json: Mapped[list[Any]] = mapped_column(JSONDict, deferred=True)
 
 
 class ScrapeError(Base):

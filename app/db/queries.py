@@ -162,10 +162,13 @@ class CacheRow:
 
 def cache_rows(session: Session, scrape_id: int, earlier_id: int | None) -> list[CacheRow]:
     """Every cache of one scrape, joined with geometry, and bytes growth since `earlier_id`."""
+    c = m.SlabCache
     rows = session.execute(
-        select(m.SlabCache, m.SlabSample.slab_bytes, m.SlabSample.num_objs_total,
+        select(c.id, c.name, c.aliases_json, c.object_size_bytes, c.slab_size_bytes,
+               c.objs_per_slab_total, c.pages_per_slab_total, c.order, c.reclaim_account,
+               m.SlabSample.slab_bytes, m.SlabSample.num_objs_total,
                m.SlabSample.active_objs_total, m.SlabSample.num_slabs_total)
-        .join(m.SlabSample, m.SlabSample.cache_id == m.SlabCache.id)
+        .join(m.SlabSample, m.SlabSample.cache_id == c.id)
         .where(m.SlabSample.scrape_id == scrape_id)).all()
     before: dict[int, int] = {}
     if earlier_id is not None:
@@ -173,11 +176,11 @@ def cache_rows(session: Session, scrape_id: int, earlier_id: int | None) -> list
             select(m.SlabSample.cache_id, m.SlabSample.slab_bytes)
             .where(m.SlabSample.scrape_id == earlier_id)).all()}
     out = []
-    for c, b, objs, active, slabs in rows:
-        prev = before.get(c.id)
-        out.append(CacheRow(c.name, list(c.aliases_json or []), c.object_size_bytes,
-                            c.slab_size_bytes, c.objs_per_slab_total, c.pages_per_slab_total,
-                            c.order, c.reclaim_account, b, objs, active, slabs,
+    for (cid, name, aliases, osize, ssize, per, pages, order, reclaim, b, objs, active,
+         slabs) in rows:
+        prev = before.get(cid)
+        out.append(CacheRow(name, list(aliases or []), osize, ssize, per, pages, order, reclaim,
+                            b, objs, active, slabs,
                             None if earlier_id is None else b - (prev or 0)))
     return out
 
@@ -266,24 +269,35 @@ def fleet(session: Session, limit: int, offset: int,
     d24 = _dying_at_or_after(ids, {h: t - timedelta(hours=24) for h, t in last.items()},
                              session)
     d7 = _dying_at_or_after(ids, {h: t - timedelta(days=7) for h, t in last.items()}, session)
-    # Sparklines: the last 24 h of each host, bucketed in one query for the whole page.
-    step = 86_400 // spark_buckets
+    spark = sparklines(session, last, spark_buckets)
+    removed_counts = dict(session.execute(
+        select(m.RemovedCgroup.host_id, func.count(m.RemovedCgroup.id))
+        .where(m.RemovedCgroup.host_id.in_(ids)).group_by(m.RemovedCgroup.host_id)).all())
+    return [HostRow(h, s, d24.get(hid), d7.get(hid), spark[hid],
+                    int(removed_counts.get(hid, 0)))
+            for hid, (h, s) in seen.items()], total
+
+
+def sparklines(session: Session, last: dict[int, datetime],
+               buckets: int = 48) -> dict[int, list[float]]:
+    """Each host's dying count over the 24 h before its last scrape, in `buckets` averages.
+
+    One GROUP BY for all the hosts of a page: the fleet page's heaviest query.
+    """
+    step = 86_400 // buckets
+    ids = list(last)
+    out: dict[int, list[float]] = {hid: [] for hid in ids}
+    if not ids:
+        return out
     lo = min(last.values()) - timedelta(hours=24)
-    t = epoch_seconds(m.Scrape.taken_at)
-    b = func.floor(t / step)
-    spark: dict[int, list[tuple[float, float]]] = {hid: [] for hid in ids}
+    b = func.floor(epoch_seconds(m.Scrape.taken_at) / step)
     for hid, bucket, v in session.execute(
             select(m.Scrape.host_id, b, func.avg(m.Scrape.memcg_dying_total))
             .where(m.Scrape.host_id.in_(ids), m.Scrape.taken_at >= lo)
             .group_by(m.Scrape.host_id, b).order_by(m.Scrape.host_id, b)).all():
         if v is not None and float(bucket) * step >= last[hid].timestamp() - 86_400 - step:
-            spark[hid].append((float(bucket), float(v)))
-    removed_counts = dict(session.execute(
-        select(m.RemovedCgroup.host_id, func.count(m.RemovedCgroup.id))
-        .where(m.RemovedCgroup.host_id.in_(ids)).group_by(m.RemovedCgroup.host_id)).all())
-    return [HostRow(h, s, d24.get(hid), d7.get(hid), [v for _, v in spark[hid]],
-                    int(removed_counts.get(hid, 0)))
-            for hid, (h, s) in seen.items()], total
+            out[hid].append(float(v))
+    return out
 
 
 def fleet_one(session: Session, host_id: int) -> tuple[HostRow, int]:

@@ -1,7 +1,8 @@
 """Pure plotly figure builders: series in, figure dicts out (rendered by static/js/app.js).
 
-Times go out as ISO 8601 UTC strings; the browser turns them into Date objects so plotly
-draws them in the viewer's time zone.
+Times go out as milliseconds since the epoch (UTC); the browser turns them into Date objects
+so plotly draws them in the viewer's time zone. Traces that share one list of times (all the
+charts of a page come from one query) share one converted list.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ def line(title: str, traces: list[tuple[str, list[datetime], list[float | None]]
          unit: str = "count", stacked: bool = False) -> dict[str, Any]:
     """A time-series chart; `unit` "bytes" gives binary-prefixed ticks."""
     data = []
+    converted: dict[int, list[int]] = {}
     for i, (name, times, values) in enumerate(traces):
+        x = converted.get(id(times))
+        if x is None:
+            x = converted[id(times)] = [int(t.timestamp() * 1000) for t in times]
         trace: dict[str, Any] = {
-            "type": "scatter", "mode": "lines", "name": name,
-            "x": [t.isoformat() for t in times], "y": values,
+            "type": "scatter", "mode": "lines", "name": name, "x": x, "y": values,
             "line": {"width": 2, "color": COLORS[i % len(COLORS)]},
             "hovertemplate": "%{y:,.0f}<extra>" + name + "</extra>" if unit == "count"
             else "%{y:.3s}B<extra>" + name + "</extra>",

@@ -1,0 +1,152 @@
+"""Preset workloads (the /simulate editor, `slabscope simulate`) and the test_kmem selftests.
+
+The selftests follow kernel-notes.md section 4: test_kmem_dead_cgroups runs through the
+engine (it is about dying memcgs); the others are outcomes derived from each era's rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.simulation.engine import simulate
+from app.simulation.eras import ERAS, EraModel, SlabPin
+from app.simulation.workload import (
+    DENTRY,
+    EXT4_INODE,
+    INODE,
+    SOCK,
+    Event,
+    JobClass,
+    Kind,
+    Leftover,
+    Pressure,
+    Workload,
+)
+
+DAY = 86_400.0
+
+
+def _systemd_timers() -> Workload:
+    leaves = (Leftover(Kind.SLAB, 400, DENTRY), Leftover(Kind.SLAB, 30, INODE),
+              Leftover(Kind.PAGECACHE, 4))
+    return Workload(
+        "systemd-timers-web",
+        tuple(JobClass(f"timer-{i}.service", 0, 20.0, leaves, period_seconds=300.0 + 60 * i)
+              for i in range(6)),
+        Pressure(slab_per_day=0.3, pagecache_per_day=2.0), duration_seconds=30 * DAY,
+        step_seconds=3600.0,
+        description="a web frontend with six systemd timer units every 5-10 minutes; each run "
+                    "looks up files (dentries, inodes) and appends to a log (page cache)")
+
+
+def _cronjobs() -> Workload:
+    return Workload(
+        "kubernetes-cronjobs",
+        (JobClass("cronjob-pod", 2000, 300.0, (
+            Leftover(Kind.SLAB, 800, DENTRY), Leftover(Kind.SLAB, 60, EXT4_INODE),
+            Leftover(Kind.SLAB, 12, SOCK), Leftover(Kind.PAGECACHE, 64))),),
+        Pressure(slab_per_day=0.5, pagecache_per_day=1.5), duration_seconds=30 * DAY,
+        step_seconds=3600.0,
+        description="Kubernetes CronJobs: 2000 pods a day, 5 minutes each; every pod leaves "
+                    "dentries, ext4 inodes, socket inodes and 256 KiB of page cache")
+
+
+def _threads_moved() -> Workload:
+    return Workload(
+        "threads-moved-away",
+        (JobClass("mkdir-move-sleep-rmdir", 0, 0.01, (
+            Leftover(Kind.KSTACK, 1, mean_life_seconds=3600.0),),
+            period_seconds=0.02, count=500),),
+        Pressure(), duration_seconds=7200.0, step_seconds=60.0,
+        description="Muchun Song's 5.13 reproducer: 500 times mkdir, move a `sleep 3600` in, "
+                    "move it out, rmdir; its kernel stack stays charged to the old memcg")
+
+
+def _append_then_remove() -> Workload:
+    return Workload(
+        "append-then-remove",
+        (JobClass("append-4k", 0, 0.01, (Leftover(Kind.PAGECACHE, 1),),
+                  period_seconds=0.05, count=2001),),
+        Pressure(pagecache_per_day=0.2), duration_seconds=6 * 3600.0, step_seconds=300.0,
+        events=(Event(5 * 3600.0, "drop_caches", mode=1),),
+        description="the 2025 LRU-reparenting reproducer: 2001 times mkdir, append 4 KiB to a "
+                    "file, move out, rmdir; drop_caches 1 after five hours")
+
+
+def _tmpfs() -> Workload:
+    return Workload(
+        "tmpfs-left-behind",
+        (JobClass("job-with-shm", 500, 60.0, (Leftover(Kind.SHMEM, 16),
+                                              Leftover(Kind.PAGECACHE, 16))),),
+        Pressure(pagecache_per_day=1.0), duration_seconds=14 * DAY, step_seconds=3600.0,
+        events=(Event(7 * DAY, "drop_caches", mode=3), Event(10 * DAY, "delete_files")),
+        description="jobs that leave 64 KiB in /dev/shm and 64 KiB of page cache; "
+                    "drop_caches 3 on day 7 frees the page cache, not tmpfs; the files are "
+                    "deleted on day 10")
+
+
+def _dead_cgroups() -> Workload:
+    # 30 sequential children, 100 negative dentries each, removed; no memory pressure.
+    return Workload(
+        "test_kmem_dead_cgroups",
+        (JobClass("kmem_dead_cgroups_test/child", 0, 0.005,
+                  (Leftover(Kind.SLAB, 100, DENTRY),), period_seconds=0.01, count=30),),
+        Pressure(slab_per_day=0.0, pagecache_per_day=0.0), duration_seconds=10.0,
+        step_seconds=0.1, description="tools/testing/selftests/cgroup/test_kmem.c: 30 "
+        "children with 100 negative dentries each; nr_dying_descendants must reach 0 "
+        "within ~5 s (5 x 1 s; 80 x 100 ms since Dec 2025)")
+
+
+PRESETS = {w.name: w for w in (_systemd_timers(), _cronjobs(), _threads_moved(),
+                                 _append_then_remove(), _tmpfs(), _dead_cgroups())}
+
+
+@dataclass(frozen=True, slots=True)
+class SelftestOutcome:
+    """What a test_kmem test does in one era, and why."""
+
+    test: str
+    era: str
+    passes: bool
+    why: str
+
+
+def _dead_cgroups_outcome(era: EraModel) -> SelftestOutcome:
+    r = simulate(PRESETS["test_kmem_dead_cgroups"], [era.name], seed=0).eras[era.name]
+    window_end = 0.3 + 5.0  # last removal, then 5 reads 1 s apart
+    idx = min(int(window_end / 0.1), len(r.dying) - 1)
+    dying = r.dying[idx]
+    if dying == 0:
+        why = "slab objects do not pin the dying memcgs; they are freed after RCU and work"
+    elif era.slab_pin is SlabPin.PAGE:
+        why = f"{dying} memcgs stay dying: every live dentry's slab page pins its memcg"
+    else:
+        why = f"{dying} memcgs stay dying: each non-empty dentry cache holds a css reference"
+    return SelftestOutcome("test_kmem_dead_cgroups", era.name, dying == 0, why)
+
+
+def selftests(era_names: list[str] | None = None) -> list[SelftestOutcome]:
+    """test_kmem.c's tests, era by era (kernel-notes.md section 4)."""
+    out: list[SelftestOutcome] = []
+    for name in era_names or list(ERAS):
+        era = ERAS[name]
+        out.append(_dead_cgroups_outcome(era))
+        out.append(SelftestOutcome(
+            "test_kmem_basic", name, True,
+            "memory.high=1M reclaims the cgroup's own dentries: slab drops below half"))
+        fix = name != "5.3"
+        out.append(SelftestOutcome(
+            "test_kmem_memcg_deletion", name, fix,
+            "stats of removed children stay consistent at the parent" if fix else
+            "5.3 as merged: reparented slab counters on non-leaf lruvecs drift until the "
+            "stat-flush follow-ups (Fixes: fb2f2b0adb98)"))
+        out.append(SelftestOutcome("test_kmem_kernel_stacks", name, True,
+                                   "kernel_stack is accounted in bytes since 4.6"))
+        out.append(SelftestOutcome("test_kmem_proc_kpagecgroup", name, True,
+                                   "/proc/kpagecgroup reads to EOF"))
+        percpu = name in ("objcg", "objcg-kmem", "lru-reparent")
+        out.append(SelftestOutcome(
+            "test_percpu_basic", name, percpu,
+            "percpu is charged and shown in memory.stat (5.9+)" if percpu else
+            "no percpu key in memory.stat before 5.9: the check cannot pass"))
+    return out
