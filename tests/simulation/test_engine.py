@@ -1,0 +1,154 @@
+"""The lifecycle model: selftests by era, mechanisms, events, invariants, and the reference."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.simulation.engine import simulate
+from app.simulation.eras import ERAS
+from app.simulation.scenarios import PRESETS, selftests
+from app.simulation.workload import (
+    DENTRY,
+    EXT4_INODE,
+    KMALLOC_192,
+    Event,
+    JobClass,
+    Kind,
+    Leftover,
+    Pressure,
+    Workload,
+)
+from tests.simulation.reference import simulate_reference
+
+DAY = 86_400.0
+
+
+def test_selftest_outcomes_by_era() -> None:
+    got = {(o.test, o.era): o.passes for o in selftests()}
+    dead = {e: got["test_kmem_dead_cgroups", e] for e in ERAS}
+    assert dead == {"pre-5.3": False, "v4-5/7": False, "5.3": True, "objcg": True,
+                    "objcg-kmem": True, "lru-reparent": True}
+    assert [e for e in ERAS if got["test_percpu_basic", e]] == ["objcg", "objcg-kmem",
+                                                                 "lru-reparent"]
+    assert [e for e in ERAS if not got["test_kmem_memcg_deletion", e]] == ["5.3"]
+    assert all(got["test_kmem_kernel_stacks", e] for e in ERAS)
+
+
+def test_dead_cgroups_timeline() -> None:
+    r = simulate(PRESETS["test_kmem_dead_cgroups"], ["pre-5.3", "5.3"])
+    pre, post = r.eras["pre-5.3"], r.eras["5.3"]
+    assert max(pre.dying) == 30 and pre.dying[-1] == 30  # the dentries never go
+    assert pre.dying_by_pin["slab"][-1] == 30
+    assert max(post.dying) <= 30 and post.dying[-1] == 0
+    assert post.zombie_caches[-1] == pytest.approx(30.0)  # reparented, pinning the parent
+    assert post.parent_refs[-1] == pytest.approx(30.0)
+    assert pre.memcg_refs[-1] == pytest.approx(30 * 5)  # 100 dentries: 5 pages each
+
+
+def test_same_seed_same_result_and_seed_matters() -> None:
+    w = PRESETS["kubernetes-cronjobs"]
+    a, b, c = simulate(w, seed=7), simulate(w, seed=7), simulate(w, seed=8)
+    assert a.eras["pre-5.3"].dying == b.eras["pre-5.3"].dying
+    assert a.eras["pre-5.3"].dying != c.eras["pre-5.3"].dying
+
+
+def test_eras_in_order_on_cronjobs() -> None:
+    r = simulate(PRESETS["kubernetes-cronjobs"]).eras
+    last = {e: v.dying[-1] for e, v in r.items()}
+    assert last["pre-5.3"] == last["v4-5/7"] > last["5.3"] == last["objcg"] \
+        == last["objcg-kmem"] > 0 == last["lru-reparent"]
+    assert r["v4-5/7"].zombie_caches[-1] < r["pre-5.3"].zombie_caches[-1]
+    assert r["objcg"].zombie_caches[-1] == 0 and r["objcg"].sysfs_dirs[-1] == 0
+    # per-memcg caches waste whole slab pages; shared caches only hold the objects
+    assert r["pre-5.3"].leftover_slab_bytes[-1] > 2 * r["objcg"].leftover_slab_bytes[-1]
+    assert r["v4-5/7"].cache_refs[-1] > 0 and r["pre-5.3"].cache_refs[-1] == 0
+
+
+def test_kernel_stacks_pin_until_5_13() -> None:
+    r = simulate(PRESETS["threads-moved-away"]).eras
+    at_30min = 30
+    assert r["objcg"].dying[at_30min] > 300  # 500 threads, mean life 1 h
+    assert r["objcg-kmem"].dying[at_30min] == 0
+
+
+def test_tmpfs_survives_drop_caches_until_deleted() -> None:
+    r = simulate(PRESETS["tmpfs-left-behind"], ["objcg-kmem"]).eras["objcg-kmem"]
+    hour = 3600.0
+    before, after_drop = r.dying[int(7 * DAY / hour) - 1], r.dying[int(7 * DAY / hour) + 1]
+    assert after_drop >= before > 2000  # drop_caches 3 frees page cache, not tmpfs
+    pc = r.dying_by_pin["pagecache"]
+    # only cgroups created in the hour after the drop have page cache again (~500/24)
+    assert pc[int(7 * DAY / hour) - 1] > 1000 and pc[int(7 * DAY / hour) + 1] < 50
+    after_delete = r.dying[int(10 * DAY / hour) + 1]
+    assert after_delete < 0.65 * before  # only cgroups created after the delete remain
+
+
+def _stochastic() -> Workload:
+    return Workload("stochastic", (JobClass("job", 400, 120.0, (
+        Leftover(Kind.SLAB, 40, DENTRY), Leftover(Kind.SLAB, 10, EXT4_INODE),
+        Leftover(Kind.PAGECACHE, 6))),),
+        Pressure(slab_per_day=6.0, pagecache_per_day=4.0), duration_seconds=2 * DAY,
+        step_seconds=3600.0)
+
+
+@pytest.mark.parametrize("era", ["pre-5.3", "v4-5/7", "5.3", "objcg-kmem"])
+def test_fast_engine_agrees_with_the_per_object_reference(era: str) -> None:
+    """Mean dying curve over 12 seeds: within 5 % of the peak (plus 3) at every point."""
+    w = _stochastic()
+    fast = np.mean([simulate(w, [era], seed=s).eras[era].dying for s in range(12)], axis=0)
+    ref = np.mean([simulate_reference(w, era, seed=100 + s).dying for s in range(12)], axis=0)
+    tolerance = 0.05 * max(ref.max(), 1) + 3
+    assert np.max(np.abs(fast - ref)) <= tolerance, (fast.round(1), ref.round(1))
+    assert ref.max() > 20  # a real signal, not two empty curves
+
+
+leftovers = st.lists(st.one_of(
+    st.builds(Leftover, st.just(Kind.SLAB), st.integers(1, 60),
+              st.sampled_from([DENTRY, EXT4_INODE, KMALLOC_192])),
+    st.builds(Leftover, st.sampled_from([Kind.PAGECACHE, Kind.SHMEM]), st.integers(1, 20)),
+    st.builds(Leftover, st.just(Kind.KSTACK), st.integers(1, 3),
+              mean_life_seconds=st.floats(60, 7200))), max_size=4)
+workloads = st.builds(
+    lambda cls, pressure, events: Workload("h", tuple(cls), pressure, tuple(events),
+                                           duration_seconds=DAY / 4, step_seconds=900.0),
+    st.lists(st.builds(JobClass, st.sampled_from(["a", "b"]), st.floats(0, 400),
+                       st.floats(0, 3600), leftovers.map(tuple)), min_size=1, max_size=2),
+    st.builds(Pressure, st.floats(0, 20), st.floats(0, 20)),
+    st.lists(st.builds(Event, st.floats(0, DAY / 4), st.sampled_from(["drop_caches",
+                                                                      "delete_files"]),
+                       st.integers(1, 3)), max_size=2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(w=workloads, seed=st.integers(0, 1000))
+def test_properties_of_the_fast_engine(w: Workload, seed: int) -> None:
+    r = simulate(w, seed=seed)
+    for e in r.eras.values():
+        for series in (e.live, e.dying, e.dying_in_release, *e.dying_by_pin.values()):
+            assert min(series) >= 0
+        for name in ("zombie_caches", "sysfs_dirs", "cache_refs", "memcg_refs",
+                     "parent_refs", "leftover_slab_bytes"):
+            assert min(getattr(e, name)) >= -1e-6, name
+        for k in range(len(e.dying)):
+            assert e.dying_in_release[k] <= e.dying[k]
+            assert all(v[k] <= e.dying[k] for v in e.dying_by_pin.values())
+            assert e.live[k] + e.dying[k] <= e.created_total
+        assert e.freed_total + e.never_freed <= e.created_total
+    # Nothing can keep more memcgs dying than the era before it pinned.
+    d = {n: np.array(v.dying) for n, v in r.eras.items()}
+    assert (d["lru-reparent"] <= d["objcg-kmem"]).all()
+    assert (d["objcg-kmem"] <= d["objcg"]).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(w=workloads, seed=st.integers(0, 1000), era=st.sampled_from(list(ERAS)))
+def test_reference_invariants_hold(w: Workload, seed: int, era: str) -> None:
+    small = replace(w, classes=tuple(replace(c, per_day=min(c.per_day, 60.0))
+                                     for c in w.classes))
+    r = simulate_reference(small, era, seed)  # raises InvariantViolation on any breach
+    assert r.pages_charged >= r.pages_freed >= 0
