@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Speed of the lifecycle model (issue 4 targets).
+
+  * 30 days of a host with 10,000 new cgroups a day touching all 235 of this VM's slab caches
+    (ten job classes, each leaving objects in its own 24 caches, some with page cache), in
+    all six eras: target < 2 s.
+  * The same workload cut to 10,000 cgroups, fast engine vs the per-object reference
+    (tests/simulation/reference.py), all six eras, same process: target >= 100x.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.collector.scrape import Collector, CollectorOptions
+from app.simulation.engine import simulate
+from app.simulation.eras import ERAS
+from app.simulation.workload import CacheGeometry, JobClass, Kind, Leftover, Pressure, Workload
+from tests.simulation.reference import simulate_reference
+
+HOST = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "host-6.18"
+
+
+def host_workload(per_day: float, days: float) -> Workload:
+    caches = Collector(CollectorOptions(proc_root=str(HOST / "proc"),
+                                        sys_root=str(HOST / "sys"))).collect().caches
+    geo = [CacheGeometry(c.name, c.object_size_bytes, max(1, c.objs_per_slab), c.order or 0,
+                         bool(c.reclaim_account)) for c in caches]
+    assert len(geo) == 235
+    classes = []
+    for i in range(10):
+        mine = geo[i::10]
+        leaves = [Leftover(Kind.SLAB, 1 + (7 * j + i) % 12, g) for j, g in enumerate(mine)]
+        if i % 3 == 0:
+            leaves.append(Leftover(Kind.PAGECACHE, 8))
+        classes.append(JobClass(f"class-{i}", per_day / 10, 60.0 + 30 * i, tuple(leaves)))
+    return Workload("bench-host", tuple(classes), Pressure(slab_per_day=0.7,
+                                                             pagecache_per_day=1.5),
+                    duration_seconds=days * 86_400.0, step_seconds=3600.0)
+
+
+def main() -> None:
+    w = host_workload(10_000, 30)
+    slab_caches = {lf.cache.name for c in w.classes for lf in c.leftovers if lf.cache}
+    simulate(replace(w, duration_seconds=86_400.0))  # warm up numpy
+    t = time.perf_counter()
+    r = simulate(w, seed=1)
+    fast30 = time.perf_counter() - t
+    created = r.eras["pre-5.3"].created_total
+    print(f"30 days, {created:,} cgroups, {len(slab_caches)} caches, {len(ERAS)} eras: "
+          f"{fast30:.2f} s   (target < 2 s)")
+    for name, e in r.eras.items():
+        print(f"  {name:<13} dying at day 30: {e.dying[-1]:>7,}   zombie caches: "
+              f"{e.zombie_caches[-1]:>9,.0f}   leftover slab: "
+              f"{e.leftover_slab_bytes[-1] / 2**20:8.1f} MiB")
+    small = host_workload(10_000, 1)
+    t = time.perf_counter()
+    fs = simulate(small, seed=2)
+    fast_small = time.perf_counter() - t
+    n = fs.eras["pre-5.3"].created_total
+    t = time.perf_counter()
+    for era in ERAS:
+        simulate_reference(small, era, seed=2)
+    ref = time.perf_counter() - t
+    print(f"{n:,} cgroups, six eras: fast {fast_small * 1e3:.0f} ms, per-object reference "
+          f"{ref:.1f} s: {ref / fast_small:,.0f}x   (target >= 100x)")
+
+
+if __name__ == "__main__":
+    main()
