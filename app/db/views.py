@@ -12,6 +12,7 @@ from app.db import models as m
 from app.db import queries as q
 from app.domain import derive, tree
 from app.domain.cost import memcg_cost
+from app.domain.history import CacheState, CgroupState, HostHistory, HostState, MemcgCacheState
 from app.domain.views import (
     CacheView,
     CgroupView,
@@ -176,3 +177,56 @@ def removed(session: Session, host: m.Host, since: datetime | None, until: datet
 def utcnow() -> datetime:
     """Now, in UTC (one place, so tests can see what the views used)."""
     return datetime.now(UTC)
+
+
+def history(session: Session, host: m.Host, days: float = 30.0) -> HostHistory | None:
+    """A host's dying and live memcgs (<= 2000 points) and removals, for the model."""
+    end = host.last_seen_at
+    first = q.first_scrape_since(session, host.id, end - timedelta(days=days))
+    if first is None:
+        return None
+    start = first.taken_at
+    ser = host_series(session, host.id, ["memcg_dying", "memcg_live"], start, end, None)
+    dying, live = ser["memcg_dying"], ser["memcg_live"]
+    pts = [(t, d, lv) for t, d, lv in zip(dying.times, dying.values, live.values, strict=True)
+           if d is not None]
+    if not pts:
+        return None
+    t0 = pts[0][0]
+    rem = list(session.execute(
+        select(m.RemovedCgroup.removed_at, m.RemovedCgroup.file_bytes,
+               m.RemovedCgroup.shmem_bytes, m.RemovedCgroup.slab_bytes,
+               m.RemovedCgroup.kernel_stack_bytes)
+        .where(m.RemovedCgroup.host_id == host.id, m.RemovedCgroup.removed_at >= start)
+        .order_by(m.RemovedCgroup.removed_at).limit(200_000)).all())
+    return HostHistory(
+        host.name, host.era, host.possible_cpus_total, host.numa_nodes_total, t0,
+        [(t - t0).total_seconds() for t, _, _ in pts], [float(d or 0) for _, d, _ in pts],
+        [float(lv or 0) for _, _, lv in pts],
+        [(r[0] - t0).total_seconds() for r in rem], [r[1] for r in rem], [r[2] for r in rem],
+        [r[3] for r in rem], [r[4] for r in rem])
+
+
+def state(session: Session, host: m.Host) -> HostState | None:
+    """A host at its latest scrape: caches, cgroups' slab charge, per-memcg caches."""
+    latest = q.scrape_at(session, host.id, None)
+    if latest is None:
+        return None
+    caches = [CacheState(r.name, r.slabs * r.pages_per_slab, r.order or 0,
+                         max(1, r.objs_per_slab), r.object_size_bytes, r.objects,
+                         bool(r.reclaim_account))
+              for r in q.cache_rows(session, latest.id, None)]
+    cgroups = [CgroupState(c.path, s.slab_bytes, s.kmem_usage_bytes)
+               for c, s in q.cgroup_rows(session, latest.id)
+               if c.hierarchy == "memory" or s.memory_stat_json]
+    memcg_caches = [MemcgCacheState(x.root_cache, x.cgroup_name, x.slabs_total or 0,
+                                    x.order or 0)
+                    for x in session.scalars(select(m.MemcgCacheSample)
+                                             .where(m.MemcgCacheSample.scrape_id == latest.id))]
+    slabs = sorted(v for v in session.scalars(
+        select(m.RemovedCgroup.slab_bytes).where(m.RemovedCgroup.host_id == host.id,
+                                                 m.RemovedCgroup.slab_bytes.is_not(None))
+        .order_by(m.RemovedCgroup.removed_at.desc()).limit(5000)) if v is not None)
+    return HostState(host.name, host.era, host.page_size_bytes,
+                     latest.memcg_dying_total or 0, caches, cgroups, memcg_caches,
+                     slabs[len(slabs) // 2] if slabs else None)
