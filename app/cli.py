@@ -195,6 +195,87 @@ def serve(
                 access_log=False)
 
 
+class SimFormat(StrEnum):
+    """Output formats of `simulate`."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@cli.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help="A preset (see `--list`).")]
+    = "kubernetes-cronjobs",
+    era: Annotated[list[str] | None, typer.Option(help="An era; repeat for several "
+                                                   "(default: all six).")] = None,
+    days: Annotated[float | None, typer.Option(help="Days to simulate (default: the "
+                                               "scenario's).", min=0.0001, max=365)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same result).")] = 0,
+    fmt: Annotated[SimFormat, typer.Option("--format")] = SimFormat.table,
+    list_presets: Annotated[bool, typer.Option("--list", help="List the presets.")] = False,
+) -> None:
+    """Run a scenario in every kernel era (or the ones given) and compare them."""
+    from dataclasses import asdict, replace
+
+    from app.simulation.engine import simulate as run
+    from app.simulation.eras import ERAS
+    from app.simulation.scenarios import PRESETS
+    if list_presets:
+        for name, w in PRESETS.items():
+            typer.echo(f"{name:<26} {w.description}")
+        return
+    if scenario not in PRESETS:
+        typer.echo(f"slabscope: no scenario {scenario!r}; presets: {', '.join(PRESETS)}",
+                   err=True)
+        raise typer.Exit(2)
+    eras = era or list(ERAS)
+    bad = [e for e in eras if e not in ERAS]
+    if bad:
+        typer.echo(f"slabscope: unknown era {', '.join(bad)}; eras: {', '.join(ERAS)}",
+                   err=True)
+        raise typer.Exit(2)
+    w = PRESETS[scenario]
+    if days is not None:
+        w = replace(w, duration_seconds=days * 86_400.0,
+                    step_seconds=min(w.step_seconds, days * 86_400.0 / 10))
+    if sys.stderr.isatty() and fmt is SimFormat.table:
+        with typer.progressbar(length=len(eras), label=f"simulating {scenario}",
+                               file=sys.stderr) as bar:
+            result = run(w, eras, seed=seed, progress=lambda _name: bar.update(1))
+    else:
+        result = run(w, eras, seed=seed)
+    if fmt is SimFormat.json:
+        json.dump({"scenario": scenario, "seed": seed,
+                   "eras": {k: asdict(v) for k, v in result.eras.items()}}, sys.stdout)
+        sys.stdout.write("\n")
+        return
+    if fmt is SimFormat.csv:
+        import csv
+        out = csv.writer(sys.stdout)
+        out.writerow(["era", "seconds", "live", "dying", "zombie_caches", "sysfs_dirs",
+                      "leftover_slab_bytes", "dying_cost_bytes"])
+        for name, e in result.eras.items():
+            for k, t in enumerate(e.times_seconds):
+                out.writerow([name, t, e.live[k], e.dying[k], round(e.zombie_caches[k], 1),
+                              round(e.sysfs_dirs[k], 1), round(e.leftover_slab_bytes[k]),
+                              round(e.dying_cost_bytes[k])])
+        return
+    span = w.duration_seconds
+    unit = ("s", 1.0) if span < 600 else ("h", 3600.0) if span < 4 * 86_400 else ("d", 86_400.0)
+    typer.echo(f"{scenario}: {w.description}")
+    checkpoints = sorted({0, len(result.eras[eras[0]].times_seconds) // 2,
+                          len(result.eras[eras[0]].times_seconds) - 1})
+    first = result.eras[eras[0]].times_seconds
+    head = "".join(f"{'dying @' + format(first[k] / unit[1], 'g') + unit[0]:>16}"
+                   for k in checkpoints)
+    typer.echo(f"{'era':<14}{head}{'max dying':>12}{'zombie caches':>15}{'wasted':>12}")
+    for name, e in result.eras.items():
+        cols = "".join(f"{e.dying[k]:>16,}" for k in checkpoints)
+        typer.echo(f"{name:<14}{cols}{max(e.dying):>12,}{e.zombie_caches[-1]:>15,.0f}"
+                   f"{_human(int(e.dying_cost_bytes[-1])):>12}")
+
+
 def main() -> None:
     """Entry point of the console script."""
     cli()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,10 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.api.routes import hosts as api_hosts
+from app.api.routes import simulation as api_simulation
 from app.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
 from app.deps import SessionDep
-from app.web import pages
+from app.schemas.simulation import MAX_BODY_BYTES
+from app.web import model_pages, pages
 from app.web.templating import templates
 
 log = logging.getLogger("slabscope.web")
@@ -91,6 +94,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return _error(request, 500, "internal error; see the server log")
 
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Any) -> Response:
+        # Bounded before anything reads the body: a clear 422 that says the limit.
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                return _error(request, 422, "a request body needs a Content-Length; the limit "
+                                            f"is {MAX_BODY_BYTES} bytes")
+            if int(length) > MAX_BODY_BYTES:
+                return _error(request, 422, f"request body of {int(length)} bytes is over the "
+                                            f"limit of {MAX_BODY_BYTES} bytes")
+        response: Response = await call_next(request)
+        return response
+
     @app.get("/healthz", include_in_schema=False)
     def healthz(session: SessionDep) -> dict[str, str]:
         session.execute(text("SELECT 1"))
@@ -104,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.include_router(api_hosts.router)
+    app.include_router(api_simulation.router)
     app.include_router(pages.router)
+    app.include_router(model_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

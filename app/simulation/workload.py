@@ -99,7 +99,7 @@ class Workload:
     @property
     def steps(self) -> int:
         """Number of output points."""
-        return int(self.duration_seconds // self.step_seconds) + 1
+        return int(self.duration_seconds / self.step_seconds + 1e-9) + 1
 
 
 DENTRY = CacheGeometry("dentry", 192, 21, 0, True)

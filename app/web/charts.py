@@ -44,5 +44,24 @@ def line(title: str, traces: list[tuple[str, list[datetime], list[float | None]]
 
 
 def points(fig: dict[str, Any]) -> int:
-    """How many points the first trace of a figure holds (what the browser tests check)."""
-    return len(fig["data"][0]["x"]) if fig["data"] else 0
+    """How many points (or Sankey links) the first trace holds (what the browser tests check)."""
+    if not fig["data"]:
+        return 0
+    first = fig["data"][0]
+    return len(first["x"]) if "x" in first else len(first["link"]["value"])
+
+
+def sankey(title: str, nodes: list[str], links: list[tuple[int, int, float]]) -> dict[str, Any]:
+    """A Sankey of references: node labels, and (source, target, references) links."""
+    return {
+        "data": [{
+            "type": "sankey", "arrangement": "snap", "valueformat": ",.0f",
+            "node": {"label": nodes, "pad": 14, "thickness": 14,
+                     "color": [COLORS[i % len(COLORS)] for i in range(len(nodes))]},
+            "link": {"source": [a for a, _, _ in links], "target": [b for _, b, _ in links],
+                     "value": [v for _, _, v in links]},
+        }],
+        "layout": {"title": {"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"},
+                   "margin": {"l": 10, "r": 10, "t": 36, "b": 10}, "height": 480,
+                   "paper_bgcolor": "rgba(0,0,0,0)"},
+    }

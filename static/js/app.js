@@ -10,13 +10,19 @@
 
   // Charts: figures are embedded as JSON; x values become Dates (drawn in local time).
   window.slabscopeCharts = {};
+  window.slabscopePlot = function (el, fig) {
+    fig.data.forEach(function (t) {
+      if (t.x) { t.x = t.x.map(function (v) { return new Date(v); }); }
+    });
+    var first = fig.data[0];
+    var n = !first ? 0 : (first.x ? first.x.length : (first.link ? first.link.value.length : 0));
+    window.slabscopeCharts[el.dataset.chart] = n;
+    if (n) { Plotly.react(el, fig.data, fig.layout, {displayModeBar: false, responsive: true}); }
+  };
   if (window.Plotly) {
     document.querySelectorAll("figure[data-chart]").forEach(function (el) {
       var fig = JSON.parse(el.querySelector("script[type='application/json']").textContent);
-      fig.data.forEach(function (t) { t.x = t.x.map(function (v) { return new Date(v); }); });
-      window.slabscopeCharts[el.dataset.chart] = fig.data.length ? fig.data[0].x.length : 0;
-      if (!fig.data.length || !fig.data[0].x.length) { return; }
-      Plotly.newPlot(el, fig.data, fig.layout, {displayModeBar: false, responsive: true});
+      window.slabscopePlot(el, fig);
     });
   }
 
