@@ -66,3 +66,25 @@ def test_migrate_reports_a_bad_database_clearly() -> None:
     assert r.exit_code == 2
     assert "slabscope: cannot migrate postgresql+psycopg://nobody@127.0.0.1:1/none" in r.output
     assert "Traceback" not in r.output
+
+
+def test_simulate_dead_cgroups_before_and_from_53() -> None:
+    r = runner.invoke(cli, ["simulate", "--scenario", "test_kmem_dead_cgroups", "--era",
+                            "pre-5.3", "--era", "5.3"])
+    assert r.exit_code == 0, r.output
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()
+            if line.startswith(("pre-5.3", "5.3"))}
+    assert rows["pre-5.3"][1:4] == ["0", "30", "30"]  # dying at 0 s, 5 s, 10 s: they stay
+    assert rows["5.3"][1:4] == ["0", "0", "0"]  # gone from 5.3
+
+
+def test_simulate_json_csv_and_errors() -> None:
+    r = runner.invoke(cli, ["simulate", "--scenario", "threads-moved-away", "--format", "json",
+                            "--era", "objcg"])
+    d = json.loads(r.stdout)
+    assert list(d["eras"]) == ["objcg"] and max(d["eras"]["objcg"]["dying"]) > 300
+    r = runner.invoke(cli, ["simulate", "--scenario", "append-then-remove", "--format", "csv",
+                            "--era", "5.3"])
+    assert r.stdout.splitlines()[0].startswith("era,seconds,live,dying")
+    assert runner.invoke(cli, ["simulate", "--scenario", "nope"]).exit_code == 2
+    assert runner.invoke(cli, ["simulate", "--era", "4.4"]).exit_code == 2

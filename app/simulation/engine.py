@@ -95,15 +95,20 @@ def _arrivals(job: JobClass, duration: float, rng: np.random.Generator) -> Array
     return np.sort(job.start_seconds + rng.uniform(0.0, span, n))
 
 
+MIN_RATE = 1e-12  # per second: below this nothing goes within any horizon we simulate
+
+
 def rate_of(left: Leftover, workload: Workload) -> float:
     """Per-second hazard of one object/page/thread of a leftover (0: never on its own)."""
     if left.mean_life_seconds is not None:
-        return 0.0 if left.mean_life_seconds <= 0 else 1.0 / left.mean_life_seconds
-    if left.kind is Kind.SLAB:
-        return workload.pressure.slab_per_day / 86_400.0
-    if left.kind is Kind.PAGECACHE:
-        return workload.pressure.pagecache_per_day / 86_400.0
-    return 0.0  # shmem waits for deletion; threads without a lifetime never exit
+        rate = 0.0 if left.mean_life_seconds <= 0 else 1.0 / left.mean_life_seconds
+    elif left.kind is Kind.SLAB:
+        rate = workload.pressure.slab_per_day / 86_400.0
+    elif left.kind is Kind.PAGECACHE:
+        rate = workload.pressure.pagecache_per_day / 86_400.0
+    else:
+        rate = 0.0  # shmem waits for deletion; threads without a lifetime never exit
+    return rate if rate >= MIN_RATE else 0.0
 
 
 def _last_of(n: int, rate: float, size: int, rng: np.random.Generator) -> Array:
