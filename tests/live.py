@@ -51,7 +51,26 @@ class Lab:
         self.shm = Path("/dev/shm") / tag  # tmpfs: shmem
         self.files.mkdir()
         self.shm.mkdir()
+        self.warm()
         self.collector = Collector(CollectorOptions())
+
+    def warm(self) -> None:
+        """Bring the directories' ext4 metadata into page cache from this process first.
+
+        A child that creates a file or looks a name up in a cold directory also reads
+        directory and inode-table blocks, and that page cache is charged to the child and
+        pins its memcg after rmdir (lab-findings.md 1: "one ext4 directory/metadata block").
+        Warming them here, outside the test cgroups, leaves the children with only what each
+        scenario means them to leave.
+        """
+        for d in (self.files, self.shm):
+            for i in range(16):
+                (d / f"warm-{i}").write_bytes(b"x" * 4096)
+            for i in range(16):
+                (d / f"warm-{i}").unlink()
+        for i in range(2000):
+            os.path.exists(self.files / f"warm-neg-{i}")
+        os.sync()
 
     def dying(self) -> int:
         """The collector's dying-memcg count right now."""
@@ -71,13 +90,33 @@ class Lab:
                        timeout=60)
 
     def write_file(self, cgroup: Path, where: Path, kib: int = 64) -> None:
-        """Page cache (ext4) or shmem (tmpfs) charged to `cgroup`, left behind on exit."""
-        self.run_in(cgroup, f"head -c {kib * 1024} /dev/zero > '{where / cgroup.name}'")
+        """Page cache (ext4) or shmem (tmpfs) charged to `cgroup`, left behind on exit.
+
+        On ext4 the file and its data blocks are made here first, synced and evicted from
+        the page cache; the child rewrites them in place, so all it leaves is its own data
+        pages (no block allocation, no bitmap, inode or journal page read on its behalf).
+        On tmpfs there is no such metadata: the child appends to a file made here.
+        """
+        target = where / cgroup.name
+        if where == self.shm:
+            target.touch()
+            self.run_in(cgroup, f"head -c {kib * 1024} /dev/zero >> '{target}'")
+            return
+        target.write_bytes(b"\0" * (kib * 1024))
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        os.sync()
+        self.run_in(cgroup, f"head -c {kib * 1024} /dev/zero 1<> '{target}'")
 
     def negative_dentries(self, cgroup: Path, n: int = 20000) -> None:
         """Only slab: look up n missing names with dash builtins (no page cache, no forks)."""
-        self.run_in(cgroup, f"i=0; while [ $i -lt {n} ]; do [ -e '/tmp/slabscope-neg-{cgroup.name}"
-                    f"-'$i ]; i=$((i+1)); done")
+        # In our own small directory, whose one block warm() brought in: no page cache here.
+        self.run_in(cgroup, f"i=0; while [ $i -lt {n} ]; do [ -e '{self.files}/neg-"
+                    f"{cgroup.name}-'$i ]; i=$((i+1)); done")
 
     @staticmethod
     def rmdir(cgroups: list[Path]) -> None:
@@ -86,6 +125,7 @@ class Lab:
 
     @staticmethod
     def drop_caches(mode: int) -> None:
+        os.sync()  # dirty pages cannot be dropped
         Path("/proc/sys/vm/drop_caches").write_text(f"{mode}\n")
 
     def delete_files(self) -> None:

@@ -54,6 +54,7 @@ def test_page_cache_pins_every_removed_memcg_until_dropped(lab: Lab) -> None:
     def run() -> tuple[int, int, int, int]:
         nonlocal n
         n += 1
+        lab.warm()  # an earlier drop_caches evicted the directory's blocks: bring them back
         kids = [lab.child(f"pc{n}-{i}") for i in range(N)]
         for k in kids:
             lab.write_file(k, lab.files)
@@ -75,6 +76,7 @@ def test_slab_only_memcgs_do_not_stay_dying(lab: Lab) -> None:
     def run() -> tuple[int, int, int]:
         nonlocal n
         n += 1
+        lab.warm()  # an earlier drop_caches evicted the directory's blocks: bring them back
         kids = [lab.child(f"slab{n}-{i}") for i in range(N)]
         for k in kids:
             lab.negative_dentries(k)
@@ -93,6 +95,7 @@ def test_tmpfs_pins_through_drop_caches_until_deleted(lab: Lab) -> None:
     def run() -> tuple[int, int, int, int, int]:
         nonlocal n
         n += 1
+        lab.warm()  # an earlier drop_caches evicted the directory's blocks: bring them back
         kids = [lab.child(f"shm{n}-{i}") for i in range(N)]
         for k in kids:
             lab.write_file(k, lab.shm)
