@@ -32,6 +32,8 @@ run: venv
 
 bench: venv
 	$(BIN)/python bench/scrape.py
+	$(BIN)/python bench/model.py --no-reference
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis tests/artifacts

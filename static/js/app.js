@@ -21,8 +21,9 @@
   };
   if (window.Plotly) {
     document.querySelectorAll("figure[data-chart]").forEach(function (el) {
-      var fig = JSON.parse(el.querySelector("script[type='application/json']").textContent);
-      window.slabscopePlot(el, fig);
+      var embedded = el.querySelector("script[type='application/json']");
+      if (!embedded) { return; }  // drawn later by its page's own script (the editor)
+      window.slabscopePlot(el, JSON.parse(embedded.textContent));
     });
   }
 
