@@ -63,10 +63,17 @@ def collect(
     database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: settings).")]
     = None,
     ticks: Annotated[int | None, typer.Option(help="Stop after this many ticks.")] = None,
+    push: Annotated[str | None, typer.Option(help="Push to this slabscope server instead of "
+                                             "writing a database (e.g. http://central:8000).")]
+    = None,
+    token_file: Annotated[str | None, typer.Option(help="File holding this host's push "
+                                                   "token (`slabscope hosts add`).")] = None,
+    spool_dir: Annotated[str | None, typer.Option(help="Where unsent snapshots wait.")] = None,
 ) -> None:
-    """Scrape this host once (--once) or run the collector daemon into the database."""
+    """Scrape this host once (--once) or run the collector daemon (database or --push)."""
     s = _settings(proc_root=proc_root, sys_root=sys_root, collect_interval_seconds=interval,
-                  database_url=database)
+                  database_url=database, push_url=push, token_file=token_file,
+                  spool_dir=spool_dir)
     _logging(s.log_level)
     if once:
         from app.collector.scrape import Collector
@@ -95,7 +102,16 @@ def collect(
     # Settings travel in the environment (not argv, where `ps` would show a database password).
     env = dict(os.environ, SLABSCOPE_DATABASE_URL=s.database_url,
                SLABSCOPE_PROC_ROOT=s.proc_root, SLABSCOPE_SYS_ROOT=s.sys_root,
-               SLABSCOPE_COLLECT_INTERVAL_SECONDS=str(s.collect_interval_seconds))
+               SLABSCOPE_COLLECT_INTERVAL_SECONDS=str(s.collect_interval_seconds),
+               SLABSCOPE_SPOOL_DIR=s.spool_dir)
+    if s.push_url:
+        env.update(SLABSCOPE_PUSH_URL=s.push_url, SLABSCOPE_TOKEN_FILE=s.token_file or "")
+        argv = [sys.executable, "-m", "app.collector"]
+        if ticks is not None:
+            argv += ["--ticks", str(ticks)]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, argv, env)
     # Migrate in a child process, then exec the lean daemon entry point: neither Alembic nor
     # the CLI framework stays in the long-running process (60 MB budget, bench/scrape.py).
     import subprocess
@@ -193,6 +209,77 @@ def serve(
     typer.echo(f"slabscope: dashboard on http://{s.web_host}:{s.web_port}", err=True)
     uvicorn.run(create_app(s), host=s.web_host, port=s.web_port, log_level="warning",
                 access_log=False)
+
+
+hosts_cli = typer.Typer(help="Push tokens of fleet hosts (stored as SHA-256 only).",
+                        no_args_is_help=True)
+cli.add_typer(hosts_cli, name="hosts")
+
+
+@hosts_cli.command("add")
+def hosts_add(
+    name: Annotated[str, typer.Argument(help="The host name its collector reports.")],
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
+    token_file: Annotated[str | None, typer.Option(help="Also write the token here "
+                                                   "(mode 0600).")] = None,
+) -> None:
+    """Create a push token for a host and print it (it is shown once, stored hashed)."""
+    import secrets
+    from datetime import UTC, datetime
+
+    from app.api.routes.ingest import token_hash
+    from app.db import store
+    from app.db.migrate import upgrade
+    from app.db.session import make_engine, make_session_factory
+    if not name or len(name) > 255 or any(c in name for c in "\n\r\t/"):
+        typer.echo("slabscope: a host name is 1-255 characters, no '/' or control "
+                   "characters", err=True)
+        raise typer.Exit(2)
+    s = _settings(database_url=database)
+    upgrade(s.database_url)
+    token = secrets.token_urlsafe(32)
+    engine = make_engine(s.database_url)
+    with make_session_factory(engine).begin() as session:
+        store.add_token(session, name, token_hash(token), datetime.now(UTC))
+    engine.dispose()
+    if token_file:
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    typer.echo(token)
+
+
+@hosts_cli.command("revoke")
+def hosts_revoke(name: Annotated[str, typer.Argument()],
+                 database: Annotated[str | None, typer.Option()] = None) -> None:
+    """Revoke every token of a host: its pushes are refused from now on."""
+    from datetime import UTC, datetime
+
+    from app.db import store
+    from app.db.session import make_engine, make_session_factory
+    s = _settings(database_url=database)
+    engine = make_engine(s.database_url)
+    with make_session_factory(engine).begin() as session:
+        n = store.revoke_tokens(session, name, datetime.now(UTC))
+    engine.dispose()
+    typer.echo(f"revoked {n} token(s) of {name}")
+    if n == 0:
+        raise typer.Exit(1)
+
+
+@hosts_cli.command("list")
+def hosts_list(database: Annotated[str | None, typer.Option()] = None) -> None:
+    """List hosts with tokens (never the tokens themselves)."""
+    from app.db import store
+    from app.db.session import make_engine, make_session_factory
+    s = _settings(database_url=database)
+    engine = make_engine(s.database_url)
+    with make_session_factory(engine)() as session:
+        for t in store.tokens(session):
+            state = f"revoked {t.revoked_at.isoformat()}" if t.revoked_at else "live"
+            typer.echo(f"{t.host_name:<40} {t.created_at.isoformat()}  {state}  "
+                       f"sha256 {t.token_sha256[:12]}...")
+    engine.dispose()
 
 
 class SimFormat(StrEnum):

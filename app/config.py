@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     # SLUB `objects`/`objects_partial`: walk partial lists under list_lock with IRQs off.
     slub_objects: bool = False
     log_level: str = "INFO"
+    # Push mode (fleets): send snapshots to a central server instead of a database.
+    push_url: str | None = None
+    token_file: str | None = None
+    spool_dir: str = "spool"
+    spool_max_files: int = Field(default=10_000, ge=1)
     # A host whose last scrape is older than this is shown as stopped reporting.
     stale_after_seconds: int = Field(default=180, ge=10)
     # Where `slabscope serve` listens.

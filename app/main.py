@@ -23,7 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.api.routes import hosts as api_hosts
+from app.api.routes import ingest as api_ingest
 from app.api.routes import simulation as api_simulation
+from app.api.routes.ingest import INGEST_MAX_COMPRESSED
 from app.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
 from app.deps import SessionDep
@@ -98,13 +100,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def body_limit(request: Request, call_next: Any) -> Response:
         # Bounded before anything reads the body: a clear 422 that says the limit.
         if request.method in ("POST", "PUT", "PATCH"):
+            ingest = request.url.path == "/api/v1/ingest"
+            limit, status = (INGEST_MAX_COMPRESSED, 413) if ingest else (MAX_BODY_BYTES, 422)
             length = request.headers.get("content-length")
             if length is None or not length.isdigit():
-                return _error(request, 422, "a request body needs a Content-Length; the limit "
-                                            f"is {MAX_BODY_BYTES} bytes")
-            if int(length) > MAX_BODY_BYTES:
-                return _error(request, 422, f"request body of {int(length)} bytes is over the "
-                                            f"limit of {MAX_BODY_BYTES} bytes")
+                return _error(request, 411 if ingest else 422, "a request body needs a "
+                              f"Content-Length; the limit is {limit} bytes")
+            if int(length) > limit:
+                return _error(request, status, f"request body of {int(length)} bytes is over "
+                                               f"the limit of {limit} bytes")
         response: Response = await call_next(request)
         return response
 
@@ -120,7 +124,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(str(path), media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
+    app.state.ingest = api_ingest.IngestCounters()
     app.include_router(api_hosts.router)
+    app.include_router(api_ingest.router)
     app.include_router(api_simulation.router)
     app.include_router(pages.router)
     app.include_router(model_pages.router)

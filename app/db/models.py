@@ -233,3 +233,14 @@ class RemovedCgroup(Base):
     slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
     kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
     last_memory_stat_json: Mapped[dict[str, int]] = mapped_column(JSONDict)
+
+
+class HostToken(Base):
+    """A push token of a host: only its SHA-256 is stored; revoked tokens stay for audit."""
+
+    __tablename__ = "host_token"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_name: Mapped[str] = mapped_column(String(255), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

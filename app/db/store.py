@@ -269,3 +269,27 @@ def count_scrapes(session: Session, host_name: str | None = None) -> int:
     if host_name is not None:
         q = q.join(m.Host, m.Host.id == m.Scrape.host_id).where(m.Host.name == host_name)
     return int(session.scalar(q) or 0)
+
+
+def add_token(session: Session, host_name: str, token_sha256: str, now: datetime) -> None:
+    """Record a new push token (its hash) for a host."""
+    session.add(m.HostToken(host_name=host_name, token_sha256=token_sha256, created_at=now))
+
+
+def revoke_tokens(session: Session, host_name: str, now: datetime) -> int:
+    """Revoke every live token of a host; return how many."""
+    result = session.execute(update(m.HostToken).where(m.HostToken.host_name == host_name,
+                                                       m.HostToken.revoked_at.is_(None))
+                             .values(revoked_at=now))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def host_for_token(session: Session, token_sha256: str) -> str | None:
+    """The host a live token belongs to (None: unknown or revoked)."""
+    return session.scalar(select(m.HostToken.host_name).where(
+        m.HostToken.token_sha256 == token_sha256, m.HostToken.revoked_at.is_(None)))
+
+
+def tokens(session: Session) -> list[m.HostToken]:
+    """Every token row, newest first."""
+    return list(session.scalars(select(m.HostToken).order_by(m.HostToken.created_at.desc())))
