@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     # SLUB `objects`/`objects_partial`: walk partial lists under list_lock with IRQs off.
     slub_objects: bool = False
     log_level: str = "INFO"
+    # Alert thresholds, and where to post alerts (JSON), if anywhere.
+    alert_dying_max: int = Field(default=1000, ge=0)
+    alert_growth_per_day_max: float = Field(default=500.0, ge=0)
+    alert_days_to_limit_min: float = Field(default=30.0, ge=0)
+    alert_wasted_bytes_max: int = Field(default=1 << 30, ge=0)
+    alert_webhook_url: str | None = None
     # Push mode (fleets): send snapshots to a central server instead of a database.
     push_url: str | None = None
     token_file: str | None = None

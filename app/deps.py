@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.domain.alerts import AlertRules
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -26,3 +27,9 @@ def get_settings_dep(request: Request) -> Settings:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def rules_of(s: Settings) -> AlertRules:
+    """The alert rules of the settings."""
+    return AlertRules(s.alert_dying_max, s.alert_growth_per_day_max, s.alert_days_to_limit_min,
+                      s.alert_wasted_bytes_max)

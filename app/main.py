@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
+from app.api.routes import alerts as api_alerts
 from app.api.routes import hosts as api_hosts
 from app.api.routes import ingest as api_ingest
 from app.api.routes import simulation as api_simulation
@@ -125,8 +126,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             headers={"Cache-Control": "public, max-age=86400"})
 
     app.state.ingest = api_ingest.IngestCounters()
+    app.state.alert_state = {}
     app.include_router(api_hosts.router)
     app.include_router(api_ingest.router)
+    app.include_router(api_alerts.router)
     app.include_router(api_simulation.router)
     app.include_router(pages.router)
     app.include_router(model_pages.router)

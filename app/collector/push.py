@@ -6,7 +6,7 @@ idempotent by snapshot id) removes a file. A refused token stops sending and kee
 (nothing is lost while someone fixes the token). An invalid snapshot (413/422) moves to
 `rejected/`, never resent and never deleted. An unreachable server or a 5xx stops this round;
 the next tick tries again. Past `max_files` the oldest snapshots are dropped, counted (sent to
-the server as `spool_dropped_total`, exported at /metrics) and logged.
+the server with every push as `X-Slabscope-Spool-Dropped`, exported at /metrics) and logged.
 Only the standard library: a push-mode collector loads no database driver.
 """
 
@@ -88,7 +88,8 @@ class Pusher:
             body = path.read_bytes()
             req = urllib.request.Request(self.url, data=body, method="POST", headers={
                 "Authorization": f"Bearer {self.token}", "Content-Encoding": "gzip",
-                "Content-Type": "application/json"})
+                "Content-Type": "application/json",
+                "X-Slabscope-Spool-Dropped": str(self.spool.dropped)})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     json.loads(resp.read() or b"{}")

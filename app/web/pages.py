@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from app.db import models as m
 from app.db import queries as q
 from app.db import views
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, rules_of
+from app.domain.alerts import evaluate
 from app.domain.timerange import PRESETS, RangeError, TimeRange, resolve
 from app.web import charts
 from app.web.templating import templates
@@ -58,8 +59,11 @@ def fleet_page(request: Request, session: SessionDep, settings: SettingsDep,
                                stale_after=timedelta(seconds=settings.stale_after_seconds))
     ctx = {"hosts": hosts, "total": total, "offset": offset, "limit": limit,
            "stale": [h for h in hosts if h.stale],
+           "alerts": [a for a in evaluate(hosts, rules_of(settings))
+                      if a.rule != "stopped_reporting"],
            "stale_after_seconds": settings.stale_after_seconds}
-    return _render(request, "index.html", format, ctx, ("hosts", "total", "offset", "limit"))
+    return _render(request, "index.html", format, ctx,
+                   ("hosts", "total", "offset", "limit", "alerts"))
 
 
 @router.get("/hosts/{host}")
@@ -94,12 +98,14 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
                        reverse=True)[:10]
     removed, removed_total = views.removed(session, h, None, None, 50, removed_offset)
     ctx = {"host": detail, "range": tr, "presets": list(PRESETS), "figures": figs,
+           "alerts": [a for a in evaluate([detail.summary], rules_of(settings))
+                      if a.rule != "stopped_reporting"],
            "points": {k: charts.points(v) for k, v in figs.items()},
            "top_bytes": by_bytes, "top_growth": by_growth, "caches_at": at,
            "removed": removed, "removed_total": removed_total,
            "removed_offset": removed_offset}
     return _render(request, "host.html", format, ctx,
-                   ("host", "range", "figures", "points", "top_bytes", "top_growth",
+                   ("host", "alerts", "range", "figures", "points", "top_bytes", "top_growth",
                     "caches_at", "removed", "removed_total", "removed_offset"))
 
 

@@ -64,6 +64,8 @@ def _decompress(raw: bytes, encoding: str) -> bytes:
         raise HTTPException(422, f"body is not valid gzip: {err}") from err
     if len(out) > INGEST_MAX_JSON or d.unconsumed_tail:
         raise HTTPException(413, f"snapshot is over {INGEST_MAX_JSON} bytes once decompressed")
+    if not d.eof:
+        raise HTTPException(422, "body is not valid gzip: truncated or corrupt stream")
     return out
 
 
@@ -117,7 +119,10 @@ def _store(request: Request, counters: IngestCounters, token: str,
         counters.add("forbidden")
         raise HTTPException(403, f"this token writes only host {host!r}, not "
                                  f"{snap.host.hostname!r}")
-    dropped = body.get("spool_dropped_total")
+    # The collector's count of snapshots it dropped from a full spool: a header set when it
+    # sends (always current), or the body field of older senders.
+    header = request.headers.get("x-slabscope-spool-dropped", "")
+    dropped = int(header) if header.isdigit() else body.get("spool_dropped_total")
     if isinstance(dropped, int) and dropped >= 0:
         counters.dropped(host, dropped)
     try:
@@ -127,7 +132,33 @@ def _store(request: Request, counters: IngestCounters, token: str,
         counters.add("duplicate")
         return {"status": "duplicate", "snapshot_id": sid}
     counters.add("stored")
+    settings = request.app.state.settings
+    if settings.alert_webhook_url:
+        _alert_on_change(request, host)
     return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}
+
+
+def _alert_on_change(request: Request, host: str) -> None:
+    """Post the host's alerts that were not firing at its previous ingest."""
+    from datetime import timedelta
+
+    from app.api.routes.alerts import post_webhook
+    from app.db import views
+    from app.deps import rules_of
+    from app.domain.alerts import evaluate
+    settings = request.app.state.settings
+    with request.app.state.sessions() as s:
+        d = views.host_detail(s, host, now=views.utcnow(),
+                              stale_after=timedelta(seconds=settings.stale_after_seconds))
+    if d is None:
+        return
+    fired = evaluate([d.summary], rules_of(settings))
+    state: dict[str, set[str]] = request.app.state.alert_state
+    before = state.get(host, set())
+    new = [a for a in fired if a.rule not in before]
+    state[host] = {a.rule for a in fired}
+    if new:
+        post_webhook(settings.alert_webhook_url, new)
 
 
 def gzip_body(snapshot_id: str, snapshot: dict[str, Any], spool_dropped: int = 0) -> bytes:
