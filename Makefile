@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 DB     ?= sqlite:///slabscope.db
 INTERVAL ?= 15
 
-.PHONY: venv run test lint unit bench clean
+.PHONY: venv run test lint unit bench clean compose-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis tests/artifacts
+
+compose-test:
+	sh ci/compose-test.sh

@@ -140,17 +140,29 @@ def migrate(
     database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: settings).")]
     = None,
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    wait_seconds: Annotated[float, typer.Option(help="Retry this long while the database "
+                                                "is not up yet (containers).")] = 0.0,
 ) -> None:
     """Bring the database schema to the latest migration (and do nothing else)."""
     s = _settings(database_url=database)
     _logging(s.log_level)
+    import time
+
     from app.db.migrate import upgrade
-    try:
-        upgrade(s.database_url, revision)
-    except Exception as err:
-        typer.echo(f"slabscope: cannot migrate {_redact(s.database_url)}: "
-                   f"{str(err).splitlines()[0]}", err=True)
-        raise typer.Exit(2) from err
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            upgrade(s.database_url, revision)
+            break
+        except Exception as err:
+            if time.monotonic() < deadline:
+                typer.echo(f"slabscope: database not ready ({str(err).splitlines()[0]}); "
+                           "retrying", err=True)
+                time.sleep(1.0)
+                continue
+            typer.echo(f"slabscope: cannot migrate {_redact(s.database_url)}: "
+                       f"{str(err).splitlines()[0]}", err=True)
+            raise typer.Exit(2) from err
     typer.echo(f"database {_redact(s.database_url)} is at revision {revision}")
 
 
@@ -222,6 +234,9 @@ def hosts_add(
     database: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
     token_file: Annotated[str | None, typer.Option(help="Also write the token here "
                                                    "(mode 0600).")] = None,
+    token_env: Annotated[str | None, typer.Option(help="Register the token held in this "
+                                                  "environment variable instead of making "
+                                                  "one (provisioning, compose).")] = None,
 ) -> None:
     """Create a push token for a host and print it (it is shown once, stored hashed)."""
     import secrets
@@ -237,16 +252,27 @@ def hosts_add(
         raise typer.Exit(2)
     s = _settings(database_url=database)
     upgrade(s.database_url)
-    token = secrets.token_urlsafe(32)
+    token = os.environ.get(token_env, "") if token_env else secrets.token_urlsafe(32)
+    if len(token) < 16:
+        typer.echo(f"slabscope: ${token_env} must hold a token of 16 characters or more",
+                   err=True)
+        raise typer.Exit(2)
     engine = make_engine(s.database_url)
     with make_session_factory(engine).begin() as session:
+        if store.host_for_token(session, token_hash(token)) == name:
+            engine.dispose()
+            typer.echo(f"token already registered for {name}", err=True)
+            return  # idempotent: the compose migrate service runs this at every start
         store.add_token(session, name, token_hash(token), datetime.now(UTC))
     engine.dispose()
     if token_file:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")
-    typer.echo(token)
+    if token_env:
+        typer.echo(f"registered the token in ${token_env} for {name}")  # never echo it
+    else:
+        typer.echo(token)
 
 
 @hosts_cli.command("revoke")

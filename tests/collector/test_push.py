@@ -202,3 +202,18 @@ def test_alerts_metrics_and_webhook(sqlite_url: str, tmp_path: Path) -> None:
         srv.stop()
         hook.shutdown()
     hook.server_close()
+
+
+def test_hosts_add_from_env_is_idempotent_and_never_prints_the_token(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    monkeypatch.setenv("FLEET_TOKEN", "a-provisioned-token-0123456789")
+    for _ in range(2):  # the compose migrate service runs it at every start
+        r = runner.invoke(cli, ["hosts", "add", "db-7", "--database", sqlite_url,
+                                "--token-env", "FLEET_TOKEN"])
+        assert r.exit_code == 0 and "a-provisioned-token" not in r.output
+    listing = runner.invoke(cli, ["hosts", "list", "--database", sqlite_url]).stdout
+    assert listing.count("db-7") == 1
+    monkeypatch.setenv("FLEET_TOKEN", "short")
+    assert runner.invoke(cli, ["hosts", "add", "db-8", "--database", sqlite_url,
+                               "--token-env", "FLEET_TOKEN"]).exit_code == 2
