@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     alert_days_to_limit_min: float = Field(default=30.0, ge=0)
     alert_wasted_bytes_max: int = Field(default=1 << 30, ge=0)
     alert_webhook_url: str | None = None
+    # Raw samples are kept this many days; hourly rollups (slabscope retention) for longer.
+    raw_retention_days: float = Field(default=14.0, gt=0)
     # Push mode (fleets): send snapshots to a central server instead of a database.
     push_url: str | None = None
     token_file: str | None = None

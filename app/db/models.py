@@ -244,3 +244,37 @@ class HostToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScrapeHourly(Base):
+    """Hourly rollup of a host's scrapes: sums and counts, so buckets combine exactly."""
+
+    __tablename__ = "scrape_hourly"
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    hour_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    scrapes_total: Mapped[int] = mapped_column(Integer)
+    memcg_dying_sum_total: Mapped[float | None] = mapped_column(Float)
+    memcg_dying_max_total: Mapped[int | None] = mapped_column(Integer)
+    memcg_live_sum_total: Mapped[float | None] = mapped_column(Float)
+    memcg_total_sum_total: Mapped[float | None] = mapped_column(Float)
+    slab_bytes_sum: Mapped[float | None] = mapped_column(Float)
+    sreclaimable_bytes_sum: Mapped[float | None] = mapped_column(Float)
+    sunreclaim_bytes_sum: Mapped[float | None] = mapped_column(Float)
+    percpu_bytes_sum: Mapped[float | None] = mapped_column(Float)
+    kernel_stack_bytes_sum: Mapped[float | None] = mapped_column(Float)
+    shmem_bytes_sum: Mapped[float | None] = mapped_column(Float)
+
+
+class SlabHourly(Base):
+    """Hourly rollup of one cache: sums and the number of samples."""
+
+    __tablename__ = "slab_hourly"
+    cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    hour_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    samples_total: Mapped[int] = mapped_column(Integer)
+    slab_bytes_sum: Mapped[float] = mapped_column(Float)
+    num_objs_sum_total: Mapped[float] = mapped_column(Float)
+    active_objs_sum_total: Mapped[float] = mapped_column(Float)
+    num_slabs_sum_total: Mapped[float] = mapped_column(Float)

@@ -31,8 +31,11 @@ class epoch_seconds(FunctionElement[float]):
 
 @compiles(epoch_seconds, "sqlite")
 def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    # UTCDateTime stores naive UTC text on SQLite: "2026-11-26 17:31:19.123456".
-    return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0"
+    # UTCDateTime stores naive UTC text on SQLite: "2026-11-26 17:31:19.123456". julianday is
+    # a double: round to the millisecond, or 18:00:00 lands at 64799.99999 and floors an hour
+    # early.
+    return (f"round((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5)"
+            " * 86400.0, 3)")
 
 
 @compiles(epoch_seconds, "postgresql")
@@ -85,23 +88,83 @@ def host_by_name(session: Session, name: str) -> m.Host | None:
     return session.scalars(select(m.Host).where(m.Host.name == name)).one_or_none()
 
 
+ROLLUP_SCRAPE: dict[str, Any] = {
+    "memcg_dying": m.ScrapeHourly.memcg_dying_sum_total,
+    "memcg_live": m.ScrapeHourly.memcg_live_sum_total,
+    "memcg_total": m.ScrapeHourly.memcg_total_sum_total,
+    "slab_bytes": m.ScrapeHourly.slab_bytes_sum,
+    "sreclaimable_bytes": m.ScrapeHourly.sreclaimable_bytes_sum,
+    "sunreclaim_bytes": m.ScrapeHourly.sunreclaim_bytes_sum,
+    "percpu_bytes": m.ScrapeHourly.percpu_bytes_sum,
+    "kernel_stack_bytes": m.ScrapeHourly.kernel_stack_bytes_sum,
+    "shmem_bytes": m.ScrapeHourly.shmem_bytes_sum,
+}
+ROLLUP_CACHE: dict[str, Any] = {
+    "bytes": m.SlabHourly.slab_bytes_sum,
+    "objects": m.SlabHourly.num_objs_sum_total,
+    "active_objs": m.SlabHourly.active_objs_sum_total,
+    "slabs": m.SlabHourly.num_slabs_sum_total,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Rollup:
+    """Where a series' hourly rollups are: table, time column, count column, filter."""
+
+    hour: Any
+    count: Any
+    values: dict[str, Any]
+    where: list[Any]
+
+
 def _bucketed(session: Session, values: dict[str, Any], where: Sequence[Any],
-              join: Any | None, since: datetime, until: datetime, step: int) -> dict[str, Series]:
-    """Several metrics over the same buckets, in one GROUP BY query."""
+              join: Any | None, since: datetime, until: datetime, step: int,
+              rollup: _Rollup | None = None) -> dict[str, Series]:
+    """Several metrics over the same buckets: sums and counts per bucket, in SQL.
+
+    With buckets of an hour or more, the hours already rolled up come from the hourly
+    rollups (sums and counts, so they combine exactly) and only newer hours from raw rows.
+    """
+    names = list(values)
+    acc: dict[int, list[float]] = {}  # bucket -> [sum_0, count_0, sum_1, count_1, ...]
+
+    def add(bucket: Any, pairs: Sequence[Any]) -> None:
+        row = acc.setdefault(int(bucket), [0.0] * (2 * len(names)))
+        for k in range(len(names)):
+            if pairs[2 * k] is not None:
+                row[2 * k] += float(pairs[2 * k])
+                row[2 * k + 1] += float(pairs[2 * k + 1] or 0)
+
+    raw_since = since
+    if rollup is not None and step >= 3600:
+        rolled = session.scalar(select(func.max(rollup.hour)).where(*rollup.where))
+        if rolled is not None and rolled + timedelta(hours=1) > since:
+            upto = min(until, rolled + timedelta(hours=1))
+            rb = func.floor(epoch_seconds(rollup.hour) / step)
+            cols: list[Any] = []
+            for n in names:
+                cols += [func.sum(rollup.values[n]), func.sum(rollup.count)]
+            for r in session.execute(select(rb, *cols).where(
+                    *rollup.where, rollup.hour >= since, rollup.hour < upto)
+                    .group_by(rb)).all():
+                add(r[0], r[1:])
+            raw_since = max(since, upto)
     t = epoch_seconds(m.Scrape.taken_at)
     bucket = func.floor(t / step)
-    names = list(values)
-    q: Select[Any] = select(bucket.label("b"),
-                            *(func.avg(values[n]).label(f"v{i}") for i, n in enumerate(names)))
-    q = q.select_from(m.Scrape)
+    cols = []
+    for n in names:
+        cols += [func.sum(values[n]), func.count(values[n])]
+    q: Select[Any] = select(bucket.label("b"), *cols).select_from(m.Scrape)
     if join is not None:
         q = q.join(*join)
-    q = q.where(*where, m.Scrape.taken_at >= since, m.Scrape.taken_at <= until)
-    q = q.group_by(bucket).order_by(bucket)
-    rows = session.execute(q).all()
-    times = [datetime.fromtimestamp(float(r[0]) * step, UTC) for r in rows]
-    return {n: Series(n, step, times, [None if r[i + 1] is None else float(r[i + 1])
-                                       for r in rows])
+    q = q.where(*where, m.Scrape.taken_at >= raw_since, m.Scrape.taken_at <= until)
+    for r in session.execute(q.group_by(bucket)).all():
+        add(r[0], r[1:])
+    keys = sorted(acc)
+    times = [datetime.fromtimestamp(float(b) * step, UTC) for b in keys]
+    return {n: Series(n, step, times,
+                      [acc[b][2 * i] / acc[b][2 * i + 1] if acc[b][2 * i + 1] else None
+                       for b in keys])
             for i, n in enumerate(names)}
 
 
@@ -109,7 +172,9 @@ def scrape_series(session: Session, host_id: int, metrics: Sequence[str], since:
                   until: datetime, step: int) -> dict[str, Series]:
     """Scrape-level metrics of one host, bucketed in SQL, in one query."""
     return _bucketed(session, {n: SCRAPE_METRICS[n] for n in metrics},
-                     [m.Scrape.host_id == host_id], None, since, until, step)
+                     [m.Scrape.host_id == host_id], None, since, until, step,
+                     _Rollup(m.ScrapeHourly.hour_at, m.ScrapeHourly.scrapes_total,
+                             ROLLUP_SCRAPE, [m.ScrapeHourly.host_id == host_id]))
 
 
 def cache_id(session: Session, host_id: int, cache: str) -> int | None:
@@ -123,7 +188,9 @@ def cache_series(session: Session, cid: int, metrics: Sequence[str], since: date
     """One cache's metrics over time, bucketed in SQL, in one query."""
     return _bucketed(session, {n: CACHE_METRICS[n] for n in metrics},
                      [m.SlabSample.cache_id == cid],
-                     (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step)
+                     (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step,
+                     _Rollup(m.SlabHourly.hour_at, m.SlabHourly.samples_total, ROLLUP_CACHE,
+                             [m.SlabHourly.cache_id == cid]))
 
 
 def scrape_at(session: Session, host_id: int, at: datetime | None) -> m.Scrape | None:
