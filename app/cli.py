@@ -105,20 +105,16 @@ def collect(
                SLABSCOPE_COLLECT_INTERVAL_SECONDS=str(s.collect_interval_seconds),
                SLABSCOPE_SPOOL_DIR=s.spool_dir)
     if s.push_url:
+        # Push mode: no database in this process or its child.
         env.update(SLABSCOPE_PUSH_URL=s.push_url, SLABSCOPE_TOKEN_FILE=s.token_file or "")
-        argv = [sys.executable, "-m", "app.collector"]
-        if ticks is not None:
-            argv += ["--ticks", str(ticks)]
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(sys.executable, argv, env)
-    # Migrate in a child process, then exec the lean daemon entry point: neither Alembic nor
-    # the CLI framework stays in the long-running process (60 MB budget, bench/scrape.py).
-    import subprocess
-    done = subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env,
-                          stdout=subprocess.DEVNULL, check=False)
-    if done.returncode != 0:
-        raise typer.Exit(2)
+    else:
+        # Migrate in a child process, then exec the lean daemon entry point: neither Alembic
+        # nor the CLI framework stays in the long-running process (60 MB, bench/scrape.py).
+        import subprocess
+        done = subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env,
+                              stdout=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            raise typer.Exit(2)
     argv = [sys.executable, "-m", "app.collector"]
     if ticks is not None:
         argv += ["--ticks", str(ticks)]

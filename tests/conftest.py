@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.live"]  # the `lab` fixture of the live kernel tests
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 THIRD_PARTY = FIXTURES / "third_party"

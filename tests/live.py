@@ -11,8 +11,10 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from app.collector.scrape import Collector, CollectorOptions
 from tests.conftest import require
@@ -150,3 +152,15 @@ def settle(measure: Callable[[], int], want: int, seconds: float) -> int:
         time.sleep(0.1)
         value = measure()
     return value
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """A Lab for one test, cleaned up afterwards (files deleted, page cache dropped)."""
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.delete_files()
+        lab.drop_caches(1)
+        lab.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -26,26 +27,23 @@ def _quiet() -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Run the migrations up to `revision` on the database at `url`."""
+def _run(url: str, step: Callable[[Config, str], None], revision: str) -> None:
     _quiet()
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            step(cfg, revision)
     finally:
         engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the migrations up to `revision` on the database at `url`."""
+    _run(url, command.upgrade, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
     """Run the migrations down to `revision` (`base` empties the schema)."""
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, revision)
-    finally:
-        engine.dispose()
+    _run(url, command.downgrade, revision)

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,6 @@ from tests.live import V1, Lab, memory_cgroup_root, settle
 pytestmark = pytest.mark.live
 N = 5
 ATTEMPTS = 3
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        lab.delete_files()
-        lab.drop_caches(1)
-        lab.close()
 
 
 def _attempts(run: object) -> list[tuple[int, ...]]:

@@ -8,8 +8,6 @@ Measured by deltas with retries, as in tests/collector/test_live.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from app.simulation.engine import simulate
@@ -18,17 +16,6 @@ from tests.live import Lab, settle
 
 pytestmark = pytest.mark.live
 N = 4
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        lab.delete_files()
-        lab.drop_caches(1)
-        lab.close()
 
 
 def model(leftover: Leftover, events: tuple[Event, ...]) -> list[int]:
