@@ -185,13 +185,22 @@ def node_exporter_cpu(reps: int = 60) -> float | None:
         proc.wait(timeout=10)
 
 
-def daemon_rss(url: str) -> tuple[int, int]:
-    """VmRSS and VmHWM (kB) of the daemon after about 16 ticks at 0.5 s into `url`."""
-    env = dict(os.environ, SLABSCOPE_DATABASE_URL=url, SLABSCOPE_LOG_LEVEL="WARNING")
+def daemon_rss(url: str, push_spool: Path | None = None) -> tuple[int, int]:
+    """VmRSS and VmHWM (kB) of the daemon after about 16 ticks at 0.5 s into `url`.
+
+    With `push_spool`, the collector runs in push mode towards a closed port (it spools).
+    """
+    env = dict(os.environ, SLABSCOPE_DATABASE_URL=url, SLABSCOPE_LOG_LEVEL="ERROR")
     root = Path(__file__).resolve().parent.parent
+    extra: list[str] = []
+    if push_spool is not None:
+        token = push_spool.parent / "token"
+        token.write_text("bench-token-0123456789")
+        extra = ["--push", "http://127.0.0.1:9", "--token-file", str(token),
+                 "--spool-dir", str(push_spool)]
     # `slabscope collect` migrates in a child, then execs the daemon: same pid throughout.
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "collect", "--interval", "0.5"],
-                            cwd=root, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "collect", "--interval", "0.5",
+                             *extra], cwd=root, env=env, stderr=subprocess.DEVNULL)
     try:
         time.sleep(9)
         status = Path(f"/proc/{proc.pid}/status").read_text()
@@ -235,6 +244,7 @@ def main() -> None:
         rss, hwm = daemon_rss(f"sqlite:///{Path(tmp) / 'rss.db'}")
         pg = postgres_database()
         pg_rss = daemon_rss(pg) if pg else None
+        push_rss = daemon_rss("sqlite://", push_spool=Path(tmp) / "spool")
     print(f"steady tick reads {len(files)} files and lists {len(dirs)} directories")
     print(f"first (cold) tick, with SLUB geometry:   {cold * 1e3:8.3f} ms CPU")
     print(f"slabscope steady tick (median of {REPS}): {ours * 1e3:8.3f} ms CPU")
@@ -252,6 +262,8 @@ def main() -> None:
         print("node_exporter: not installed (apt-get install prometheus-node-exporter)")
     print(f"daemon RSS, SQLite, after ~16 ticks:    {rss / 1024:8.1f} MB (peak {hwm / 1024:.1f} MB;"
           f" target <= 60 MB)")
+    print(f"daemon RSS, push mode (no database):    {push_rss[0] / 1024:8.1f} MB (peak "
+          f"{push_rss[1] / 1024:.1f} MB)")
     if pg_rss is not None:
         print(f"daemon RSS, PostgreSQL (psycopg):       {pg_rss[0] / 1024:8.1f} MB (peak "
               f"{pg_rss[1] / 1024:.1f} MB)")

@@ -55,7 +55,7 @@ def _push(s: Settings, url: str, ticks: int | None) -> int:
     import threading
     import time
 
-    from app.collector.daemon import OnceLog
+    from app.collector.oncelog import OnceLog
     from app.collector.push import Pusher, Spool, new_snapshot_id
     from app.collector.scrape import Collector, CollectorOptions
     from app.domain.snapshot_json import snapshot_to_dict

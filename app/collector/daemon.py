@@ -20,6 +20,7 @@ from types import FrameType
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.collector.oncelog import OnceLog
 from app.collector.scrape import Collector
 from app.db import store
 from app.domain.samples import Snapshot
@@ -37,22 +38,6 @@ class DaemonStats:
     stored: int = 0
     dropped: int = 0
     db_failures: int = 0
-
-
-class OnceLog:
-    """Logs each distinct (source, message) once per process: no repeated noise per tick."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self._seen: set[tuple[str, str, str]] = set()
-        self._log = logger
-
-    def snapshot_errors(self, snap: Snapshot) -> None:
-        """Log the errors of a snapshot that were not logged before."""
-        for e in snap.errors:
-            key = (e.source, e.path, e.message)
-            if key not in self._seen:
-                self._seen.add(key)
-                self._log.warning("source %s: %s: %s (logged once)", e.source, e.path, e.message)
 
 
 class Daemon:
