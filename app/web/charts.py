@@ -23,7 +23,10 @@ def line(title: str, traces: list[tuple[str, list[datetime], list[float | None]]
         if x is None:
             x = converted[id(times)] = [int(t.timestamp() * 1000) for t in times]
         trace: dict[str, Any] = {
-            "type": "scatter", "mode": "lines", "name": name, "x": x, "y": values,
+            # With few samples (a collector that just started) a bare line would be
+            # invisible: show the points too.
+            "type": "scatter", "mode": "lines+markers" if len(x) < 30 else "lines",
+            "name": name, "x": x, "y": values,
             "line": {"width": 2, "color": COLORS[i % len(COLORS)]},
             "hovertemplate": "%{y:,.0f}<extra>" + name + "</extra>" if unit == "count"
             else "%{y:.3s}B<extra>" + name + "</extra>",
