@@ -35,13 +35,6 @@ def _logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _options(s: Settings):  # type: ignore[no-untyped-def]
-    from app.collector.scrape import CollectorOptions
-    return CollectorOptions(proc_root=s.proc_root, sys_root=s.sys_root, era=s.era,
-                            hostname=s.hostname, page_size_bytes=s.page_size_bytes,
-                            slub_stats=s.slub_stats, slub_objects=s.slub_objects)
-
-
 def _human(n: int | None) -> str:
     if n is None:
         return "-"
@@ -76,8 +69,8 @@ def collect(
                   spool_dir=spool_dir)
     _logging(s.log_level)
     if once:
-        from app.collector.scrape import Collector
-        snap = Collector(_options(s)).collect()
+        from app.collector.scrape import Collector, options_from
+        snap = Collector(options_from(s)).collect()
         if fmt is Format.json:
             from app.domain.snapshot_json import snapshot_to_dict
             json.dump(snapshot_to_dict(snap), sys.stdout, indent=1)
@@ -171,7 +164,8 @@ def doctor(
     """Say which sources are readable, which are missing and why, and what can be shown."""
     s = _settings(proc_root=proc_root, sys_root=sys_root)
     from app.collector.doctor import diagnose
-    checks, shows, cannot, facts = diagnose(_options(s))
+    from app.collector.scrape import options_from
+    checks, shows, cannot, facts = diagnose(options_from(s))
     if as_json:
         json.dump({"facts": facts, "checks": [{
             "source": c.source, "path": c.path, "ok": c.ok, "detail": c.detail} for c in checks],

@@ -26,14 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     if s.push_url:
         return _push(s, s.push_url, a.ticks)
     from app.collector.daemon import Daemon
-    from app.collector.scrape import Collector, CollectorOptions
+    from app.collector.scrape import Collector, options_from
     from app.collector.sources.host import read_hostname
     from app.db.session import make_engine, make_session_factory
 
-    collector = Collector(CollectorOptions(
-        proc_root=s.proc_root, sys_root=s.sys_root, era=s.era, hostname=s.hostname,
-        page_size_bytes=s.page_size_bytes, slub_stats=s.slub_stats,
-        slub_objects=s.slub_objects))
+    collector = Collector(options_from(s))
     engine = make_engine(s.database_url)
     daemon = Daemon(collector, make_session_factory(engine), s.collect_interval_seconds,
                     max_ticks=a.ticks)
@@ -57,7 +54,7 @@ def _push(s: Settings, url: str, ticks: int | None) -> int:
 
     from app.collector.oncelog import OnceLog
     from app.collector.push import Pusher, Spool, new_snapshot_id
-    from app.collector.scrape import Collector, CollectorOptions
+    from app.collector.scrape import Collector, options_from
     from app.domain.snapshot_json import snapshot_to_dict
     if not s.token_file:
         logging.getLogger("slabscope").error("push mode needs a token file "
@@ -69,10 +66,7 @@ def _push(s: Settings, url: str, ticks: int | None) -> int:
         logging.getLogger("slabscope").error("cannot read token file %s: %s", s.token_file,
                                              err.strerror)
         return 2
-    collector = Collector(CollectorOptions(
-        proc_root=s.proc_root, sys_root=s.sys_root, era=s.era, hostname=s.hostname,
-        page_size_bytes=s.page_size_bytes, slub_stats=s.slub_stats,
-        slub_objects=s.slub_objects))
+    collector = Collector(options_from(s))
     spool = Spool(s.spool_dir, s.spool_max_files)
     pusher = Pusher(url, token, spool)
     stop = threading.Event()

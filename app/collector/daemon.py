@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -104,9 +103,8 @@ class Daemon:
             self.backlog.popleft()
             self.stats.stored += 1
 
-    def run(self, sleep: Callable[[float], bool] | None = None) -> DaemonStats:
+    def run(self) -> DaemonStats:
         """Tick until stopped; each wait is `interval - elapsed` on a monotonic clock."""
-        wait = sleep or self.stop.wait
         while not self.stop.is_set():
             start = time.monotonic()
             self.tick()
@@ -116,7 +114,7 @@ class Daemon:
             if elapsed > self.interval:
                 log.warning("tick took %.2fs, longer than the %.2fs interval", elapsed,
                             self.interval)
-            wait(max(0.0, self.interval - elapsed))
+            self.stop.wait(max(0.0, self.interval - elapsed))
         if self.backlog:
             self.flush()
             if self.backlog:

@@ -18,6 +18,7 @@ from app.collector.errors import CollectorError
 from app.collector.sources import cgroups as cgsrc
 from app.collector.sources import host as hostsrc
 from app.collector.sources import procfs, slabinfo, slub
+from app.config import Settings
 from app.domain.eras import ERAS, UnknownRelease, era_for_release
 from app.domain.samples import (
     Cache,
@@ -53,6 +54,13 @@ class CollectorOptions:
     slub_objects: bool = False
 
 
+def options_from(s: Settings) -> CollectorOptions:
+    """The collector options of the settings (the CLI and both daemons use this)."""
+    return CollectorOptions(proc_root=s.proc_root, sys_root=s.sys_root, era=s.era,
+                            hostname=s.hostname, page_size_bytes=s.page_size_bytes,
+                            slub_stats=s.slub_stats, slub_objects=s.slub_objects)
+
+
 @dataclass(slots=True)
 class _BootState:
     boot_id: str | None
@@ -83,7 +91,7 @@ class Collector:
         self._previous = {(c.hierarchy, c.path): (c, taken_at) for c in cgroups}
 
     # -- per-boot state ---------------------------------------------------------------
-    def _boot_state(self, boot_id: str | None, errors: list[CollectorError]) -> _BootState:
+    def _boot_state(self, boot_id: str | None) -> _BootState:
         if self._boot is None or self._boot.boot_id != boot_id:
             o = self.options
             state = _BootState(boot_id)
@@ -131,9 +139,7 @@ class Collector:
             fn_errors.clear()
 
         scratch: list[CollectorError] = []
-        boot_id = hostsrc.read_boot_id(o.proc_root)
-        state = self._boot_state(boot_id, scratch)
-        note("cgroup-mounts", scratch)
+        state = self._boot_state(hostsrc.read_boot_id(o.proc_root))
         host = self._host(state, errs)
         era = ERAS.get(host.era)
 

@@ -367,7 +367,7 @@ def sparklines(session: Session, last: dict[int, datetime],
     return out
 
 
-def fleet_one(session: Session, host_id: int) -> tuple[HostRow, int]:
+def fleet_one(session: Session, host_id: int) -> HostRow:
     """The fleet row of one host."""
     host = session.get_one(m.Host, host_id)
     latest = scrape_at(session, host_id, None)
@@ -376,7 +376,7 @@ def fleet_one(session: Session, host_id: int) -> tuple[HostRow, int]:
     d7 = _dying_at_or_after([host_id], {host_id: last - timedelta(days=7)}, session)
     removed_total = int(session.scalar(select(func.count(m.RemovedCgroup.id))
                                        .where(m.RemovedCgroup.host_id == host_id)) or 0)
-    return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [], removed_total), 1
+    return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [], removed_total)
 
 
 def sources_seen(session: Session, scrape_id: int) -> list[tuple[str, str, str]]:

@@ -63,9 +63,9 @@ def host_detail(session: Session, name: str, *, now: datetime,
     host = q.host_by_name(session, name)
     if host is None:
         return None
-    rows, _ = q.fleet_one(session, host.id)
-    summary = _summary(rows, now, stale_after)
-    latest = rows.latest
+    row = q.fleet_one(session, host.id)
+    summary = _summary(row, now, stale_after)
+    latest = row.latest
     errors = q.sources_seen(session, latest.id) if latest else []
     failed = {src for src, _, _ in errors}
     sources = [SourceStatus(src, False, f"{path}: {msg}") for src, path, msg in errors]

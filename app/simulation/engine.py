@@ -14,7 +14,6 @@ function, and cut off by operator events (drop_caches, deleting files).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -161,10 +160,11 @@ def _cohort(job: JobClass, w: Workload, rng: np.random.Generator) -> _Cohort:
     return _Cohort(job, create, offline, release, group_of, group_kind)
 
 
-def _pins_in(era: EraModel, left: Leftover) -> bool:
-    if left.kind is Kind.SLAB:
+def _pins_in(era: EraModel, kind: Kind) -> bool:
+    """Whether what a removed cgroup left of this kind keeps its memcg dying in the era."""
+    if kind is Kind.SLAB:
         return era.slab_pin is not SlabPin.NONE
-    if left.kind in (Kind.PAGECACHE, Kind.SHMEM):
+    if kind in (Kind.PAGECACHE, Kind.SHMEM):
         return era.lru_pins
     return era.kmem_pages_pin
 
@@ -280,8 +280,7 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
         slab_caches = [li for li, lf in enumerate(c.job.leftovers) if lf.kind is Kind.SLAB]
         per_kind: dict[Kind, Array] = {}
         for g, kind in c.group_kind.items():
-            probe = Leftover(kind, 1)
-            if _pins_in(era, probe):
+            if _pins_in(era, kind):
                 pinned_until = np.maximum(pinned_until, c.release[g])
                 per_kind[kind] = np.maximum(per_kind.get(kind, c.offline), c.release[g])
         for kind, until in per_kind.items():
@@ -327,7 +326,7 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
         if era.per_memcg_caches and era.sysfs_child_dirs:
             sysfs += live_caches
         for li, left in enumerate(c.job.leftovers):
-            if left.kind is Kind.SLAB or not _pins_in(era, left):
+            if left.kind is Kind.SLAB or not _pins_in(era, left.kind):
                 continue
             units = expect[ci, li, "units"]
             memcg_refs += units * (KSTACK_PAGES if left.kind is Kind.KSTACK else 1)
@@ -341,10 +340,3 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
         leftover_slab_bytes=slab_bytes.tolist(), cache_refs=cache_refs.tolist(),
         memcg_refs=memcg_refs.tolist(), parent_refs=parent_refs.tolist(),
         created_total=created, freed_total=freed, never_freed=never)
-
-
-def max_life(n: int, rate: float, q: float = 0.5) -> float:
-    """The q-quantile of when the last of n exponential(rate) lifetimes ends (for docs)."""
-    if rate <= 0:
-        return math.inf
-    return -math.log(1.0 - q ** (1.0 / n)) / rate

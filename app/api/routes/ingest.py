@@ -15,12 +15,17 @@ import logging
 import threading
 import zlib
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
-from app.db import store
+from app.api.routes.alerts import post_webhook
+from app.db import store, views
+from app.deps import rules_of
+from app.domain.alerts import evaluate
 from app.domain.snapshot_json import snapshot_from_dict
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -89,7 +94,6 @@ async def ingest(request: Request) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as err:
         counters.add("invalid")
         raise HTTPException(422, f"body is not JSON: {err}") from err
-    from starlette.concurrency import run_in_threadpool
     return await run_in_threadpool(_store, request, counters, auth[7:].strip(), body)
 
 
@@ -140,12 +144,6 @@ def _store(request: Request, counters: IngestCounters, token: str,
 
 def _alert_on_change(request: Request, host: str) -> None:
     """Post the host's alerts that were not firing at its previous ingest."""
-    from datetime import timedelta
-
-    from app.api.routes.alerts import post_webhook
-    from app.db import views
-    from app.deps import rules_of
-    from app.domain.alerts import evaluate
     settings = request.app.state.settings
     with request.app.state.sessions() as s:
         d = views.host_detail(s, host, now=views.utcnow(),
