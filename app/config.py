@@ -17,6 +17,17 @@ class Settings(BaseSettings):
     proc_root: str = "/proc"
     sys_root: str = "/sys"
     collect_interval_seconds: float = Field(default=15.0, gt=0, le=86_400)
+    # Per-cgroup cadences (docs in README "Storage and cadences", costs in docs/scaling.md).
+    # A walk reads every cgroup's memory.stat into the collector's compact in-memory copy,
+    # which is what a removed cgroup's record holds; directories are listed every tick and
+    # new cgroups are read (and stored whole) the tick they appear.
+    cgroup_walk_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Per-cgroup series rows (usage, file, anon, shmem, slab, kernel stack, dying, ...).
+    cgroup_series_interval_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # Every live cgroup's whole memory.stat.
+    cgroup_full_stat_interval_seconds: float = Field(default=21_600.0, gt=0, le=7 * 86_400)
+    # Whole /proc/meminfo and /proc/vmstat (their headline figures are stored every tick).
+    host_full_interval_seconds: float = Field(default=3_600.0, gt=0, le=7 * 86_400)
     # Override the era detected from the kernel release (vendor kernels, backports).
     era: str | None = None
     # Override the host name (containers see their own unless /proc/sys/kernel is the host's).

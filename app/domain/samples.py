@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from app.domain.cgtable import CgroupTable
+
 
 @dataclass(frozen=True, slots=True)
 class NodeCount:
@@ -134,14 +136,28 @@ class CgroupSample:
 
 @dataclass(frozen=True, slots=True)
 class RemovedCgroup:
-    """A cgroup seen in one scrape and gone in the next, with what it last had charged."""
+    """A cgroup seen in one scrape and gone in the next, with what it last had charged.
+
+    `last_memory_stat` is the whole memory.stat as read by the last walk (or first-seen read)
+    that saw the cgroup, kept by the collector in compact form; `stat_read_at` says when.
+    """
 
     hierarchy: str
     path: str
-    last_seen_at: datetime
+    last_seen_at: datetime  # the last tick whose directory listing had it
     removed_by: datetime  # the scrape that first missed it
     last_memory_stat: dict[str, int]
     last_memory_usage_bytes: int | None
+    stat_read_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CgroupKmemSlabinfo:
+    """A v1 cgroup's memory.kmem.slabinfo rows (kernels <= 5.8), at the series cadence."""
+
+    hierarchy: str
+    path: str
+    rows: tuple[SlabinfoRow, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +226,15 @@ class Snapshot:
     meminfo: dict[str, int]  # bytes for kB fields, plain counts otherwise
     vmstat: dict[str, int]
     caches: tuple[Cache, ...]
-    cgroups: tuple[CgroupSample, ...]
+    # Per-cgroup data at their own cadences (settings cgroup_*_interval_seconds):
+    new_cgroups: tuple[CgroupSample, ...]  # first seen this tick: the whole memory.stat
+    series: CgroupTable | None  # every live cgroup's series figures, when due
+    full: CgroupTable | None  # every live cgroup's whole memory.stat, when due
+    kmem_slabinfo: tuple[CgroupKmemSlabinfo, ...]  # <= 5.8 v1, with the series
     memcg_caches: tuple[MemcgChildCache, ...]
     memcg_slabinfo: tuple[MemcgSlabinfoRow, ...]
     removed: tuple[RemovedCgroup, ...]
     errors: tuple[SourceError, ...]
+    # Whole /proc/meminfo and /proc/vmstat are stored only when due (the host figures that
+    # pages read are columns of every scrape); False: meminfo/vmstat carry only what is kept.
+    host_full: bool = True
