@@ -258,15 +258,6 @@ def cache_geometry(session: Session, host_id: int, name: str) -> m.SlabCache | N
                                                      m.SlabCache.name == name)).one_or_none()
 
 
-def cgroup_rows(session: Session, scrape_id: int) -> list[tuple[m.Cgroup, m.CgroupSample]]:
-    """Every cgroup sample of one scrape with its cgroup."""
-    return [(c, s) for c, s in session.execute(
-        select(m.Cgroup, m.CgroupSample).join(m.CgroupSample,
-                                              m.CgroupSample.cgroup_id == m.Cgroup.id)
-        .where(m.CgroupSample.scrape_id == scrape_id)
-        .order_by(m.Cgroup.hierarchy, m.Cgroup.path)).all()]
-
-
 def removed(session: Session, host_id: int, since: datetime | None, until: datetime | None,
             limit: int, offset: int) -> tuple[list[m.RemovedCgroup], int]:
     """Removed cgroups of a host, newest first, one page, and how many there are."""

@@ -1,0 +1,62 @@
+"""Cgroup frames and memory.stat blobs as the database holds them, decoded for readers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.domain import cgtable as ct
+
+# memory.stat keys per figure: cgroup2 names first, then v1 (memory.stat of v1 says "cache",
+# "rss"; shmem is in both; slab and kernel_stack are cgroup2 only, since 4.6).
+_FIGURES: dict[str, tuple[str, ...]] = {
+    "file_bytes": ("file", "cache"),
+    "anon_bytes": ("anon", "rss"),
+    "shmem_bytes": ("shmem",),
+    "slab_bytes": ("slab",),
+    "kernel_stack_bytes": ("kernel_stack",),
+}
+
+
+def memory_figures(stat: Mapping[str, int]) -> dict[str, int | None]:
+    """The memory.stat figures we keep as columns, from v1 or v2 key names."""
+    out: dict[str, int | None] = {}
+    for col, keys in _FIGURES.items():
+        out[col] = next((stat[k] for k in keys if k in stat), None)
+    if out["slab_bytes"] is None and "slab_reclaimable" in stat:  # 4.6+ both, "slab" 5.9+
+        out["slab_bytes"] = stat["slab_reclaimable"] + stat.get("slab_unreclaimable", 0)
+    return out
+
+
+def decode(blob: bytes) -> dict[int, dict[str, int]]:
+    """A frame as {cgroup id: {column: value}} (absent columns left out)."""
+    columns, ids, values, present = ct.unpack_table(blob)
+    out: dict[int, dict[str, int]] = {i: {} for i in ids}
+    rows = [out[i] for i in ids]
+    for c, v, p in zip(columns, values, present, strict=True):
+        for k, row in enumerate(rows):
+            if p[k]:
+                row[c] = v[k]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One cgroup's row of a frame, split by source file."""
+
+    memory_stat: dict[str, int]
+    cgroup_stat: dict[str, int] | None
+    usage_bytes: int | None
+    kmem_usage_bytes: int | None
+
+
+def split(row: Mapping[str, int]) -> Figures:
+    """A frame row's columns as memory.stat, cgroup.stat and the usage files."""
+    stat: dict[str, int] = {}
+    cgstat: dict[str, int] = {}
+    for k, v in row.items():
+        if k.startswith(ct.STAT):
+            stat[k[len(ct.STAT):]] = v
+        elif k.startswith(ct.CGSTAT):
+            cgstat[k[len(ct.CGSTAT):]] = v
+    return Figures(stat, cgstat or None, row.get(ct.USAGE), row.get(ct.KMEM_USAGE))
