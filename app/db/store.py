@@ -40,9 +40,11 @@ def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]
     cols = list(rows[0])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
     raw = conn.connection.driver_connection
+    quote = conn.dialect.identifier_preparer.quote  # "order" is a column name
     assert raw is not None
     with raw.cursor() as cur, cur.copy(
-            f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
+            f"COPY {quote(table.name)} ({', '.join(quote(c) for c in cols)}) FROM STDIN"
+    ) as cp:
         for r in rows:
             cp.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c]
                           for c in cols])
