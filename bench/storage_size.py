@@ -71,29 +71,49 @@ V2_KEYS = (
     "pgactivate", "pgdeactivate", "pglazyfree", "pglazyfreed", "zswpin", "zswpout",
     "zswpwb", "thp_fault_alloc", "thp_collapse_alloc", "thp_swpout", "thp_swpout_fallback",
     "numa_pages_migrated", "numa_pte_updates", "numa_hint_faults", "hugetlb")
-SPARSE = {"sock", "shmem", "zswap", "zswapped", "file_dirty", "file_writeback", "swapcached",
-          "anon_thp", "file_thp", "shmem_thp", "unevictable", "sec_pagetables", "pglazyfree",
-          "pglazyfreed", "zswpin", "zswpout", "zswpwb", "thp_fault_alloc",
-          "thp_collapse_alloc", "thp_swpout", "thp_swpout_fallback", "numa_pages_migrated",
-          "numa_pte_updates", "numa_hint_faults", "hugetlb", "pgscan_khugepaged",
-          "pgsteal_khugepaged", "workingset_nodereclaim"}
+# --values realistic (default): a node without swap, zswap, THP, NUMA or memory pressure, as
+# on this VM and the fixtures: these keys are 0 in most cgroups ...
+QUIET = {"zswap", "zswapped", "swapcached", "anon_thp", "file_thp", "shmem_thp", "unevictable",
+         "sec_pagetables", "hugetlb", "pglazyfree", "pglazyfreed", "zswpin", "zswpout",
+         "zswpwb", "thp_fault_alloc", "thp_collapse_alloc", "thp_swpout",
+         "thp_swpout_fallback", "numa_pages_migrated", "numa_pte_updates", "numa_hint_faults",
+         "pgrefill", "pgscan", "pgsteal", "pgscan_kswapd", "pgscan_direct",
+         "pgscan_khugepaged", "pgsteal_kswapd", "pgsteal_direct", "pgsteal_khugepaged",
+         "workingset_refault_anon", "workingset_refault_file", "workingset_activate_anon",
+         "workingset_activate_file", "workingset_restore_anon", "workingset_restore_file",
+         "workingset_nodereclaim"}
+# ... these in some (the fraction that is not 0) ...
+SOME = {"shmem": 0.2, "file_dirty": 0.2, "file_writeback": 0.05, "sock": 0.5,
+        "pgmajfault": 0.5}
+# ... and the rest always, sizes and counters spread over orders of magnitude (log-uniform).
+# --values random: every key a uniform random number every tick (the worst case).
 SERIES_KEYS = tuple(k for k in ct.SERIES_STAT_KEYS if k in V2_KEYS)
 SERIES_COLUMNS = ct.stat_columns(SERIES_KEYS, ct.SERIES_CGSTAT_KEYS)
 FULL_COLUMNS = ct.stat_columns(V2_KEYS, ct.SERIES_CGSTAT_KEYS)
 
 
+MODE = "realistic"
+
+
 def value(rng: random.Random, column: str) -> int:
-    """A plausible, ever-changing value of one column."""
+    """A plausible value of one column, new every tick."""
     key = column.split(":", 1)[-1]
-    if key in SPARSE and rng.random() < 0.8:
-        return 0
+    counter = key.startswith(("pg", "workingset", "thp", "numa", "zsw"))
     if column.startswith(ct.CGSTAT):
         return rng.randrange(0, 4)
+    if MODE == "random":
+        if key == "kernel_stack":
+            return rng.randrange(1, 64) * 16384
+        return rng.getrandbits(32) if counter else rng.getrandbits(18) * 4096
+    if key in QUIET or rng.random() >= SOME.get(key, 1.0):
+        return 0
     if key == "kernel_stack":
         return rng.randrange(1, 64) * 16384
-    if key.startswith(("pg", "workingset", "thp", "numa", "zsw")):
-        return rng.getrandbits(32)  # event counters
-    return rng.getrandbits(18) * 4096  # sizes: page-aligned, up to 1 GiB
+    if key == "percpu":
+        return 8 * int(2 ** rng.uniform(8, 17))
+    if counter:
+        return int(2 ** rng.uniform(0, 23))
+    return 4096 * int(2 ** rng.uniform(4, 18))  # 64 KiB .. 1 GiB
 
 
 def walk_table(rng: random.Random, columns: tuple[str, ...], paths: list[str]) -> CgroupTable:
@@ -235,7 +255,10 @@ def main() -> None:
     p.add_argument("--churn", type=int, default=100, help="cgroups created/removed a minute")
     p.add_argument("--db", default="sqlite,postgres")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--values", choices=("realistic", "random"), default="realistic")
     args = p.parse_args()
+    global MODE
+    MODE = args.values
     results: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
     for db in args.db.split(","):
         if db == "sqlite":
@@ -250,7 +273,8 @@ def main() -> None:
     dbs = list(results)
     tables = sorted({t for r, _ in results.values() for t, v in r.items() if v > 0},
                     key=lambda t: -max(results[d][0].get(t, 0) for d in dbs))
-    print(f"{args.cgroups} cgroups, {args.churn}/min churn, {args.hours} h window "
+    print(f"{args.cgroups} cgroups, {args.churn}/min churn, {args.hours} h window, "
+          f"{args.values} values "
           "(MB per host per day)")
     print(f"{'table':<26}" + "".join(f"{d:>12}" for d in dbs))
     for t in tables:

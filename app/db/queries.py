@@ -186,8 +186,11 @@ def cache_id(session: Session, host_id: int, cache: str) -> int | None:
 def cache_series(session: Session, cid: int, metrics: Sequence[str], since: datetime,
                  until: datetime, step: int) -> dict[str, Series]:
     """One cache's metrics over time, bucketed in SQL, in one query."""
+    # The host's scrapes in the range drive the join (scrape index, then slab_sample's
+    # primary key): a cost of the range, never of the cache's whole history.
+    host_id = session.scalar(select(m.SlabCache.host_id).where(m.SlabCache.id == cid))
     return _bucketed(session, {n: CACHE_METRICS[n] for n in metrics},
-                     [m.SlabSample.cache_id == cid],
+                     [m.Scrape.host_id == host_id, m.SlabSample.cache_id == cid],
                      (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step,
                      _Rollup(m.SlabHourly.hour_at, m.SlabHourly.samples_total, ROLLUP_CACHE,
                              [m.SlabHourly.cache_id == cid]))

@@ -115,6 +115,8 @@ def upgrade() -> None:
     _samples_to_frames()
     op.drop_index('ix_cgroup_sample_cgroup_id', table_name='cgroup_sample')
     op.drop_table('cgroup_sample')
+    op.drop_index('ix_slab_sample_cache_id', table_name='slab_sample')
+    _slab_rowid(False)
 
 
 def _removed_to_blobs() -> None:
@@ -227,7 +229,42 @@ def _set_nullable(table: str, columns: Sequence[str], nullable: bool) -> None:
 
 # -- downgrade -------------------------------------------------------------------------------
 
+def _slab_rowid(with_rowid: bool) -> None:
+    """SQLite: slab_sample as a WITHOUT ROWID table keyed (scrape_id, cache_id), or back.
+
+    A third of the bytes a row costs (the rowid, and the primary key's second b-tree).
+    Nothing references slab_sample, so rebuilding it cascades nothing.
+    """
+    if op.get_bind().dialect.name != 'sqlite':
+        return
+    op.create_table(
+        '_slab_sample_new',
+        sa.Column('scrape_id', BigInt, nullable=False),
+        sa.Column('cache_id', sa.Integer(), nullable=False),
+        sa.Column('active_objs_total', sa.BigInteger(), nullable=False),
+        sa.Column('num_objs_total', sa.BigInteger(), nullable=False),
+        sa.Column('num_slabs_total', sa.BigInteger(), nullable=False),
+        sa.Column('slab_bytes', sa.BigInteger(), nullable=False),
+        sa.Column('partial_slabs_total', sa.BigInteger(), nullable=True),
+        sa.Column('cpu_slabs_total', sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(['cache_id'], ['slab_cache.id'],
+                                name=op.f('fk_slab_sample_cache_id_slab_cache'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['scrape_id'], ['scrape.id'],
+                                name=op.f('fk_slab_sample_scrape_id_scrape'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('scrape_id', 'cache_id', name=op.f('pk_slab_sample')),
+        sqlite_with_rowid=with_rowid)
+    op.execute('INSERT INTO _slab_sample_new SELECT scrape_id, cache_id, active_objs_total,'
+               ' num_objs_total, num_slabs_total, slab_bytes, partial_slabs_total,'
+               ' cpu_slabs_total FROM slab_sample ORDER BY scrape_id, cache_id')
+    op.drop_table('slab_sample')
+    op.rename_table('_slab_sample_new', 'slab_sample')
+
+
 def downgrade() -> None:
+    _slab_rowid(True)
+    op.create_index('ix_slab_sample_cache_id', 'slab_sample', ['cache_id'])
     op.create_table(
         'cgroup_sample',
         sa.Column('scrape_id', BigInt, nullable=False),

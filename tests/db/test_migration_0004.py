@@ -36,6 +36,13 @@ removed = sa.Table("removed_cgroup", md, *(sa.Column(c) for c in (
     "shmem_bytes", "slab_bytes", "kernel_stack_bytes")),
     *(sa.Column(c, UTCDateTime) for c in ("last_seen_at", "removed_at", "stat_read_at")),
     sa.Column("last_memory_stat_json", sa.JSON), sa.Column("last_memory_stat", sa.LargeBinary))
+slab_cache = sa.Table("slab_cache", md, *(sa.Column(c) for c in (
+    "id", "host_id", "name", "object_size_bytes", "objs_per_slab_total",
+    "pages_per_slab_total")), sa.Column("aliases_json", sa.JSON),
+    *(sa.Column(c, UTCDateTime) for c in ("first_seen_at", "last_seen_at")))
+slab = sa.Table("slab_sample", md, *(sa.Column(c) for c in (
+    "scrape_id", "cache_id", "active_objs_total", "num_objs_total", "num_slabs_total",
+    "slab_bytes", "partial_slabs_total", "cpu_slabs_total")))
 frame = sa.Table("cgroup_frame", md, *(sa.Column(c) for c in (
     "id", "host_id", "scrape_id", "kind", "rows_total")), sa.Column("taken_at", UTCDateTime),
     sa.Column("data", sa.LargeBinary))
@@ -102,8 +109,19 @@ def _old_rows() -> dict[str, list[dict[str, Any]]]:
              "last_memory_usage_bytes": 70000, "file_bytes": 65536, "shmem_bytes": 0,
              "slab_bytes": None, "kernel_stack_bytes": None,
              "last_memory_stat_json": {"file": 65536, "shmem": 0, "pgfault": (1 << 64) - 1}}]
+    caches = [{"id": 7, "host_id": 1, "name": "dentry", "object_size_bytes": 192,
+               "objs_per_slab_total": 21, "pages_per_slab_total": 1, "aliases_json": [],
+               "first_seen_at": T0, "last_seen_at": T0}]
+    slabs = [{"scrape_id": s["id"], "cache_id": 7, "active_objs_total": 800 + s["id"],
+              "num_objs_total": 840 + s["id"], "num_slabs_total": 40, "slab_bytes": 163840,
+              "partial_slabs_total": None, "cpu_slabs_total": 2}
+             for s in scrapes if s["host_id"] == 1]
     return {"host": hosts, "scrape": scrapes, "cgroup": cgroups, "cgroup_sample": samples,
-            "removed_cgroup": gone}
+            "removed_cgroup": gone, "slab_cache": caches, "slab_sample": slabs}
+
+
+def _slabs(conn: sa.Connection) -> list[dict[str, Any]]:
+    return [r._asdict() for r in conn.execute(sa.select(slab).order_by(slab.c.scrape_id))]
 
 
 def _decode(blob: bytes) -> dict[int, dict[str, int]]:
@@ -127,7 +145,8 @@ def test_old_layout_upgrades_to_frames_and_back(db_url: str) -> None:
     old = _old_rows()
     engine = make_engine(db_url)
     with engine.begin() as conn:
-        for name in ("host", "scrape", "cgroup", "cgroup_sample", "removed_cgroup"):
+        for name in ("host", "scrape", "cgroup", "cgroup_sample", "removed_cgroup",
+                     "slab_cache", "slab_sample"):
             t = md.tables[name]
             keep = {c.name for c in t.columns} - ({"first_memory_stat"} if name == "cgroup"
                                                   else set())
@@ -162,6 +181,12 @@ def test_old_layout_upgrades_to_frames_and_back(db_url: str) -> None:
         names = {c["name"] for c in sa.inspect(conn).get_columns("removed_cgroup")}
         assert "last_memory_stat_json" not in names and "stat_read_at" in names
         assert "cgroup_sample" not in sa.inspect(conn).get_table_names()
+        assert _slabs(conn) == old["slab_sample"]
+        assert sa.inspect(conn).get_indexes("slab_sample") == []
+        if conn.dialect.name == "sqlite":  # the primary key is the table
+            sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = "
+                                       "'slab_sample'").scalar_one()
+            assert sql.rstrip().endswith("WITHOUT ROWID")
     with engine.begin() as conn:  # whole meminfo/vmstat are optional now
         conn.execute(sa.insert(scrape), [{
             "id": 200, "host_id": 1, "taken_at": T0 + timedelta(hours=1),
@@ -196,5 +221,8 @@ def test_old_layout_upgrades_to_frames_and_back(db_url: str) -> None:
         assert conn.execute(sa.select(scrape.c.meminfo_json)
                             .where(scrape.c.id == 200)).scalar_one() == {}
         assert "cgroup_frame" not in sa.inspect(conn).get_table_names()
+        assert _slabs(conn) == old["slab_sample"]
+        assert [i["name"] for i in sa.inspect(conn).get_indexes("slab_sample")] == [
+            "ix_slab_sample_cache_id"]
     engine.dispose()
     upgrade(db_url, "0004")  # and up again over the downgraded data
