@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -121,7 +121,7 @@ class SlabSample(Base):
     # 235 rows a tick, the biggest table: on SQLite the primary key is the table (no rowid,
     # no second b-tree), and no index on cache_id, so a cache's series is read from the
     # scrapes in its range (scrape index, then this key), never from the cache's whole history.
-    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
     scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
                                            primary_key=True)
     cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
