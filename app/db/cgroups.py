@@ -21,7 +21,7 @@ from app.db.base import Base
 from app.domain import cgtable as ct
 from app.domain.samples import CgroupSample
 
-_CHUNK = 500  # bound parameters per IN list
+_CHUNK = 5000  # ids per IN list (SQLite allows 32,766 parameters)
 
 
 def _table(model: type[Base]) -> Table:

@@ -21,7 +21,7 @@ from app.domain.samples import Snapshot
 __all__ = ["SnapshotConflict", "latest_cgroups", "memory_figures", "upsert_host",
            "write_snapshot"]
 
-LAST_SEEN_RESOLUTION = timedelta(hours=1)  # slab_cache / cgroup last_seen_at granularity
+LAST_SEEN_RESOLUTION = timedelta(hours=1)  # slab_cache last_seen_at granularity
 
 
 def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
@@ -297,14 +297,8 @@ def _write_frames(session: Session, host_id: int, sid: int, snap: Snapshot,
                      "kind": kind, "rows_total": len(keys),
                      "data": ct.pack_table(x.columns, [cg.ids[k] for k in keys], x.values,
                                            x.present)})
-    if not rows:
-        return
-    session.execute(insert(_table(m.CgroupFrame)), rows)
-    t = _table(m.Cgroup)
-    # Coarse on purpose, and one statement: every live cgroup was in the walk.
-    session.execute(update(t).where(t.c.host_id == host_id, t.c.removed_at.is_(None),
-                                    t.c.last_seen_at < snap.taken_at - LAST_SEEN_RESOLUTION)
-                    .values(last_seen_at=snap.taken_at))
+    if rows:
+        session.execute(insert(_table(m.CgroupFrame)), rows)
 
 
 def _write_kmem(session: Session, sid: int, snap: Snapshot, cg: _Cgroups) -> None:
@@ -339,7 +333,7 @@ def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups)
     if not snap.removed:
         return
     rows: list[dict[str, Any]] = []
-    by_time: dict[datetime, list[int]] = {}
+    by_time: dict[tuple[datetime, datetime], list[int]] = {}
     for gone in snap.removed:
         gone_id = cg.ids.get((gone.hierarchy, gone.path))
         figs = memory_figures(gone.last_memory_stat)
@@ -352,13 +346,13 @@ def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups)
             "last_memory_stat": ct.pack_stat(gone.last_memory_stat),
             "stat_read_at": gone.stat_read_at})
         if gone_id is not None:
-            by_time.setdefault(gone.removed_by, []).append(gone_id)
+            by_time.setdefault((gone.removed_by, gone.last_seen_at), []).append(gone_id)
     _insert_rows(session, m.RemovedCgroup, rows)
     t = _table(m.Cgroup)
-    for when, ids in by_time.items():
+    for (when, last), ids in by_time.items():  # one statement a tick, as a rule
         for i in range(0, len(ids), _CHUNK):
             session.execute(update(t).where(t.c.id.in_(ids[i:i + _CHUNK]))
-                            .values(removed_at=when))
+                            .values(removed_at=when, last_seen_at=last))
 
 
 def count_scrapes(session: Session, host_name: str | None = None) -> int:

@@ -129,6 +129,7 @@ def test_new_cgroups_frames_and_removals(sessions: sessionmaker[Session]) -> Non
         assert ct.unpack_stat(cg["/a.service"].first_memory_stat) == _stat(1, 0)
         assert ct.unpack_stat(cg["/c.service"].first_memory_stat) == _stat(2, 1)
         assert cg["/b.service"].removed_at == T0 + timedelta(minutes=1)
+        assert cg["/b.service"].last_seen_at == T0  # the removal's last sighting
         assert cg["/c.service"].removed_at is None
         fr = s.execute(select(m.CgroupFrame.kind, m.CgroupFrame.taken_at,
                               m.CgroupFrame.rows_total, m.CgroupFrame.data)
