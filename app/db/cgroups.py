@@ -21,6 +21,7 @@ from app.db.base import Base
 from app.domain import cgtable as ct
 from app.domain.samples import CgroupSample
 
+_NONE = frames.Figures({}, None, None, None)
 _CHUNK = 5000  # ids per IN list (SQLite allows 32,766 parameters)
 
 
@@ -29,14 +30,14 @@ def _table(model: type[Base]) -> Table:
 
 
 def frame_at(session: Session, host_id: int, kind: str, at: datetime | None
-             ) -> tuple[datetime | None, dict[int, dict[str, int]]]:
+             ) -> tuple[datetime | None, dict[int, frames.Figures]]:
     """The host's latest frame of `kind` at or before `at` (latest if None), decoded."""
     f = _table(m.CgroupFrame)
     q = select(f.c.taken_at, f.c.data).where(f.c.host_id == host_id, f.c.kind == kind)
     if at is not None:
         q = q.where(f.c.taken_at <= at)
     row = session.execute(q.order_by(f.c.taken_at.desc()).limit(1)).first()
-    return (None, {}) if row is None else (row[0], frames.decode(row[1]))
+    return (None, {}) if row is None else (row[0], frames.decode_figures(row[1]))
 
 
 def first_stats(session: Session, ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -71,9 +72,9 @@ def latest_cgroups(session: Session, host_name: str) -> tuple[list[CgroupSample]
     firsts = first_stats(session, [r.id for r in live if r.id not in full])
     out = []
     for cid, h, p, first_seen in live:
-        base_at, stat = (full_at, frames.split(full[cid]).memory_stat) if cid in full else (
+        base_at, stat = (full_at, full[cid].memory_stat) if cid in full else (
             first_seen, firsts.get(cid, {}))
-        figs = frames.split(series.get(cid, {}))
+        figs = series.get(cid) or _NONE
         if series_at is not None and (base_at is None or series_at >= base_at):
             stat = {**stat, **figs.memory_stat}
         out.append(CgroupSample(h, p, stat, figs.usage_bytes, figs.kmem_usage_bytes, None,
@@ -95,7 +96,7 @@ def cgroups_at(session: Session, host_id: int, at: datetime, *,
                whole: bool = False) -> list[CgroupAt]:
     """The cgroups live at `at`, by hierarchy and path, from the frames at or before it."""
     series_at, series = frame_at(session, host_id, "series", at)
-    full: dict[int, dict[str, int]] = {}
+    full: dict[int, frames.Figures] = {}
     if whole:
         _, full = frame_at(session, host_id, "full", at)
     t = _table(m.Cgroup)
@@ -115,8 +116,7 @@ def cgroups_at(session: Session, host_id: int, at: datetime, *,
     out = []
     for r in sorted(shown, key=lambda r: (r.hierarchy, r.path)):
         first = firsts.get(r.id, {})
-        figs = (frames.split(series[r.id]) if r.id in series
-                else frames.Figures(first, None, None, None))
-        stat = frames.split(full[r.id]).memory_stat if r.id in full else first
+        figs = series.get(r.id) or frames.Figures(first, None, None, None)
+        stat = full[r.id].memory_stat if r.id in full else first
         out.append(CgroupAt(r.hierarchy, r.path, figs, stat if whole else {}))
     return out

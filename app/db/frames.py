@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -60,3 +61,29 @@ def split(row: Mapping[str, int]) -> Figures:
         elif k.startswith(ct.CGSTAT):
             cgstat[k[len(ct.CGSTAT):]] = v
     return Figures(stat, cgstat or None, row.get(ct.USAGE), row.get(ct.KMEM_USAGE))
+
+
+def decode_figures(blob: bytes) -> dict[int, Figures]:
+    """A frame as {cgroup id: Figures}, each column classified once, not once a row."""
+    columns, ids, values, present = ct.unpack_table(blob)
+    stat = [(c[len(ct.STAT):], v, p) for c, v, p in zip(columns, values, present, strict=True)
+            if c.startswith(ct.STAT)]
+    cgstat = [(c[len(ct.CGSTAT):], v, p) for c, v, p in
+              zip(columns, values, present, strict=True) if c.startswith(ct.CGSTAT)]
+    usage = _column(columns, values, present, ct.USAGE)
+    kmem = _column(columns, values, present, ct.KMEM_USAGE)
+    out: dict[int, Figures] = {}
+    for k, cid in enumerate(ids):
+        cg = {name: v[k] for name, v, p in cgstat if p[k]}
+        out[cid] = Figures({name: v[k] for name, v, p in stat if p[k]}, cg or None,
+                           usage[k] if usage else None, kmem[k] if kmem else None)
+    return out
+
+
+def _column(columns: tuple[str, ...], values: tuple[array[int], ...],
+            present: tuple[bytes, ...], name: str) -> list[int | None] | None:
+    if name not in columns:
+        return None
+    i = columns.index(name)
+    return [v if p else None for v, p in zip(values[i], present[i], strict=True)]
+
