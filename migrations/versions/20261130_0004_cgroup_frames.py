@@ -29,8 +29,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BigInt = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
-SCRAPES_PER_BATCH = 20  # 10,000 cgroups x 20 scrapes of JSON rows in memory at once
-ROWS_PER_BATCH = 5000
+ROWS_PER_BATCH = 5000  # per-cgroup rows in memory at once (a whole scrape at the least)
 
 _at = sa.DateTime(timezone=True)
 _scrape = sa.table('scrape', sa.column('id'), sa.column('host_id'), sa.column('taken_at', _at))
@@ -125,7 +124,7 @@ def _removed_to_blobs() -> None:
     while True:
         rows = conn.execute(sa.select(_removed.c.id, _removed.c.last_memory_stat_json)
                             .where(_removed.c.id > last).order_by(_removed.c.id)
-                            .limit(ROWS_PER_BATCH)).all()
+                            .limit(_limit())).all()
         if not rows:
             return
         conn.execute(_removed.update().where(_removed.c.id == sa.bindparam('rid'))
@@ -142,8 +141,8 @@ def _samples_to_frames() -> None:
         .order_by(_scrape.c.taken_at, _scrape.c.id)).all()
     latest = {hid: sid for sid, hid, _ in scrapes}  # the last scrape of each host wins
     first_seen: set[int] = set()
-    for i in range(0, len(scrapes), SCRAPES_PER_BATCH):
-        batch = scrapes[i:i + SCRAPES_PER_BATCH]
+    for batch in _batches(scrapes, lambda sc: sa.select(sa.func.count()).where(
+            _sample.c.scrape_id == sc[0])):
         rows: dict[int, list[Any]] = {sid: [] for sid, _, _ in batch}
         for r in conn.execute(
                 sa.select(_sample.c.scrape_id, _sample.c.cgroup_id,
@@ -167,6 +166,22 @@ def _samples_to_frames() -> None:
         if firsts:
             conn.execute(_cgroup.update().where(_cgroup.c.id == sa.bindparam('cid'))
                          .values(first_memory_stat=sa.bindparam('blob')), firsts)
+
+
+def _limit() -> int:
+    # Tests set a small batch through the Alembic config to run the multi-batch path.
+    config = op.get_context().config
+    return int((config.attributes if config else {}).get('rows_per_batch', ROWS_PER_BATCH))
+
+
+def _batches(items: Sequence[Any], rows_of: Any) -> Iterable[Sequence[Any]]:
+    """Consecutive slices of `items` of about ROWS_PER_BATCH rows, sized by the first item."""
+    if not items:
+        return
+    rows = op.get_bind().execute(rows_of(items[0])).scalar() or 1
+    step = max(1, _limit() // int(rows))
+    for i in range(0, len(items), step):
+        yield items[i:i + step]
 
 
 def _frame_row(host_id: int, scrape_id: int, taken_at: Any, kind: str,
@@ -319,7 +334,7 @@ def _removed_to_json() -> None:
     while True:
         rows = conn.execute(sa.select(_removed.c.id, _removed.c.last_memory_stat)
                             .where(_removed.c.id > last).order_by(_removed.c.id)
-                            .limit(ROWS_PER_BATCH)).all()
+                            .limit(_limit())).all()
         if not rows:
             return
         conn.execute(_removed.update().where(_removed.c.id == sa.bindparam('rid'))
@@ -372,8 +387,8 @@ def _frames_to_samples() -> None:
     scrapes = [r[0] for r in conn.execute(
         sa.select(_frame.c.scrape_id).group_by(_frame.c.scrape_id)
         .order_by(_frame.c.scrape_id)).all()]
-    for i in range(0, len(scrapes), SCRAPES_PER_BATCH):
-        batch = scrapes[i:i + SCRAPES_PER_BATCH]
+    for batch in _batches(scrapes, lambda sid: sa.select(sa.func.sum(_frame.c.rows_total))
+                          .where(_frame.c.scrape_id == sid)):
         frames: dict[int, dict[str, Any]] = {}
         for sid, hid, taken_at, kind, data in conn.execute(
                 sa.select(_frame.c.scrape_id, _frame.c.host_id, _frame.c.taken_at,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from app.db.base import UTCDateTime
-from app.db.migrate import downgrade, upgrade
+from app.db.migrate import alembic_config, upgrade
 from app.db.session import make_engine
 from app.domain import cgtable as ct
 
@@ -140,7 +142,19 @@ def _as_columns(s: dict[str, Any], series: bool) -> dict[str, int]:
     return out
 
 
-def test_old_layout_upgrades_to_frames_and_back(db_url: str) -> None:
+def _migrate(url: str, step: Any, revision: str, rows_per_batch: int) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes.update(connection=conn, rows_per_batch=rows_per_batch)
+            step(cfg, revision)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("rows_per_batch", [5000, 3])
+def test_old_layout_upgrades_to_frames_and_back(db_url: str, rows_per_batch: int) -> None:
     upgrade(db_url, "0003")
     old = _old_rows()
     engine = make_engine(db_url)
@@ -154,7 +168,7 @@ def test_old_layout_upgrades_to_frames_and_back(db_url: str) -> None:
             conn.execute(sa.insert(t), [{k: v for k, v in r.items() if k in keep}
                                         for r in old[name]])
     engine.dispose()
-    upgrade(db_url, "0004")
+    _migrate(db_url, command.upgrade, "0004", rows_per_batch)
 
     engine = make_engine(db_url)
     with engine.connect() as conn:
@@ -195,7 +209,7 @@ def test_old_layout_upgrades_to_frames_and_back(db_url: str) -> None:
             "proc_cgroups_json": []}])
     engine.dispose()
 
-    downgrade(db_url, "0003")
+    _migrate(db_url, command.downgrade, "0003", rows_per_batch)
     engine = make_engine(db_url)
     with engine.connect() as conn:
         back = {(r.scrape_id, r.cgroup_id): r._asdict()
