@@ -51,18 +51,6 @@ class Figures:
     kmem_usage_bytes: int | None
 
 
-def split(row: Mapping[str, int]) -> Figures:
-    """A frame row's columns as memory.stat, cgroup.stat and the usage files."""
-    stat: dict[str, int] = {}
-    cgstat: dict[str, int] = {}
-    for k, v in row.items():
-        if k.startswith(ct.STAT):
-            stat[k[len(ct.STAT):]] = v
-        elif k.startswith(ct.CGSTAT):
-            cgstat[k[len(ct.CGSTAT):]] = v
-    return Figures(stat, cgstat or None, row.get(ct.USAGE), row.get(ct.KMEM_USAGE))
-
-
 def decode_figures(blob: bytes) -> dict[int, Figures]:
     """A frame as {cgroup id: Figures}, each column classified once, not once a row."""
     columns, ids, values, present = ct.unpack_table(blob)
