@@ -3,7 +3,9 @@
 Each host is this VM's real capture (235 caches with their real names and geometry) replayed
 at a fixed interval, with a dying count that grows by a known amount per scrape, cache sizes
 that grow, 50 cgroup2 cgroups (one with a hostile name) and removals every few scrapes.
-Written through store.write_snapshot, the collector's own path.
+Written through store.write_snapshot, the collector's own path, with the per-cgroup parts as
+the collector sends them: every cgroup new (whole memory.stat) and a full table in the first
+scrape, a series table in every scrape.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.collector.scrape import Collector, CollectorOptions
 from app.db import store
+from app.domain import cgtable as ct
 from app.domain.samples import CgroupSample, MemcgCount, RemovedCgroup, Snapshot
 from tests.conftest import HOST
+from tests.snapshots import host_snapshot, stat_row, table
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-BASE = Collector(CollectorOptions(proc_root=str(HOST / "proc"), sys_root=str(HOST / "sys"),
-                                  page_size_bytes=4096)).collect()
+BASE = host_snapshot(HOST, datetime(2026, 11, 26, tzinfo=UTC))
 
 
 def cgroup_paths(n: int = 50) -> list[str]:
@@ -53,19 +55,24 @@ def snapshot(host: str, k: int, at: datetime, dying0: int, per_scrape: int) -> S
                            "slab": 8192 * j, "kernel_stack": 16384},
             1_000_000 + j, None, None,
             {"nr_descendants": 0, "nr_dying_descendants": j % 4}))
+    rows = {(c.hierarchy, c.path): stat_row(c.memory_stat, c.memory_usage_bytes, c.cgroup_stat,
+                                            keys=ct.SERIES_STAT_KEYS) for c in cgroups}
     removed: tuple[RemovedCgroup, ...] = ()
     if k % 5 == 4:
         removed = (RemovedCgroup("unified", f"/system.slice/job-{k}.service",
                                  at - timedelta(seconds=60), at,
                                  {"file": 65536 * (k % 2), "shmem": 4096 * (k % 3 == 0)},
-                                 70000),)
+                                 70000, stat_read_at=at - timedelta(seconds=60)),)
     meminfo = dict(BASE.meminfo)
     meminfo["Percpu"] = 700_000 + 4096 * dying
     meminfo["SUnreclaim"] = 25_000_000 + 12_600 * dying
     return replace(BASE, taken_at=at, host=replace(BASE.host, hostname=host),
                    memcg=MemcgCount(dying + len(paths) + 1, len(paths) + 1, dying, "v2: test"),
-                   caches=caches, cgroups=tuple(cgroups), removed=removed, meminfo=meminfo,
-                   errors=())
+                   caches=caches, new_cgroups=tuple(cgroups) if k == 0 else (),
+                   series=table(rows),
+                   full=table({(c.hierarchy, c.path): stat_row(c.memory_stat)
+                               for c in cgroups}) if k == 0 else None,
+                   removed=removed, meminfo=meminfo, errors=())
 
 
 def seed(sessions: sessionmaker[Session], *, hosts: int = 3, scrapes: int = 30,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -76,8 +77,9 @@ class Scrape(Base):
     shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
     errors_total: Mapped[int] = mapped_column(Integer, default=0)
     # Whole files as JSON, loaded only when read (pages never need them: ~230 keys a row).
-    meminfo_json: Mapped[dict[str, Any]] = mapped_column(JSONDict, deferred=True)
-    vmstat_json: Mapped[dict[str, Any]] = mapped_column(JSONDict, deferred=True)
+    # meminfo/vmstat whole only on host_full scrapes (settings host_full_interval_seconds).
+    meminfo_json: Mapped[dict[str, Any] | None] = mapped_column(JSONDict, deferred=True)
+    vmstat_json: Mapped[dict[str, Any] | None] = mapped_column(JSONDict, deferred=True)
     proc_cgroups_json: Mapped[list[Any]] = mapped_column(JSONDict, deferred=True)
 
 
@@ -116,10 +118,14 @@ class SlabSample(Base):
     """One cache in one scrape (/proc/slabinfo numbers, SLUB counts when collected)."""
 
     __tablename__ = "slab_sample"
+    # 235 rows a tick, the biggest table: on SQLite the primary key is the table (no rowid,
+    # no second b-tree), and no index on cache_id, so a cache's series is read from the
+    # scrapes in its range (scrape index, then this key), never from the cache's whole history.
+    __table_args__ = ({"sqlite_with_rowid": False},)
     scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
                                            primary_key=True)
     cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
-                                          primary_key=True, index=True)
+                                          primary_key=True)
     active_objs_total: Mapped[int] = mapped_column(BigInteger)
     num_objs_total: Mapped[int] = mapped_column(BigInteger)
     num_slabs_total: Mapped[int] = mapped_column(BigInteger)
@@ -132,35 +138,41 @@ class Cgroup(Base):
     """A cgroup directory of a host, from first seen to removed."""
 
     __tablename__ = "cgroup"
-    __table_args__ = (UniqueConstraint("host_id", "hierarchy", "path"),)
+    __table_args__ = (UniqueConstraint("host_id", "hierarchy", "path"),
+                      Index("ix_cgroup_host_id_removed_at", "host_id", "removed_at"),
+                      # the cgroups first seen since a frame, without scanning history
+                      Index("ix_cgroup_host_id_first_seen_at", "host_id", "first_seen_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
     hierarchy: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when removed (the last tick that listed it); a live cgroup (removed_at NULL) is seen
+    # by every scrape, so its rows are not rewritten each hour (10,000 updates an hour).
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The whole memory.stat when first seen (cgtable.pack_stat), for cgroups younger than the
+    # latest full frame.
+    first_memory_stat: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
 
 
-class CgroupSample(Base):
-    """One cgroup in one scrape: memory.stat (all keys) and cgroup.stat."""
+class CgroupFrame(Base):
+    """Many cgroups' figures at one instant, one blob (cgtable.pack_table, row ids cgroup.id).
 
-    __tablename__ = "cgroup_sample"
-    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
-                                           primary_key=True)
-    cgroup_id: Mapped[int] = mapped_column(ForeignKey("cgroup.id", ondelete="CASCADE"),
-                                           primary_key=True, index=True)
-    memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    kmem_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    file_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    anon_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    nr_descendants_total: Mapped[int | None] = mapped_column(Integer)
-    nr_dying_descendants_total: Mapped[int | None] = mapped_column(Integer)
-    memory_stat_json: Mapped[dict[str, int]] = mapped_column(JSONDict)
-    cgroup_stat_json: Mapped[dict[str, int] | None] = mapped_column(JSONDict)
+    'series' frames hold the few charted figures of every live cgroup at the series cadence;
+    'full' frames every memory.stat key, at the full-stat cadence.
+    """
+
+    __tablename__ = "cgroup_frame"
+    __table_args__ = (Index("ix_cgroup_frame_host_id_kind_taken_at", "host_id", "kind",
+                            "taken_at"),)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(8))
+    rows_total: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
 
 
 class CgroupKmemCacheSample(Base):
@@ -232,7 +244,8 @@ class RemovedCgroup(Base):
     shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
     slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
     kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    last_memory_stat_json: Mapped[dict[str, int]] = mapped_column(JSONDict)
+    last_memory_stat: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # pack_stat
+    stat_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class HostToken(Base):

@@ -186,8 +186,11 @@ def cache_id(session: Session, host_id: int, cache: str) -> int | None:
 def cache_series(session: Session, cid: int, metrics: Sequence[str], since: datetime,
                  until: datetime, step: int) -> dict[str, Series]:
     """One cache's metrics over time, bucketed in SQL, in one query."""
+    # The host's scrapes in the range drive the join (scrape index, then slab_sample's
+    # primary key): a cost of the range, never of the cache's whole history.
+    host_id = session.scalar(select(m.SlabCache.host_id).where(m.SlabCache.id == cid))
     return _bucketed(session, {n: CACHE_METRICS[n] for n in metrics},
-                     [m.SlabSample.cache_id == cid],
+                     [m.Scrape.host_id == host_id, m.SlabSample.cache_id == cid],
                      (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step,
                      _Rollup(m.SlabHourly.hour_at, m.SlabHourly.samples_total, ROLLUP_CACHE,
                              [m.SlabHourly.cache_id == cid]))
@@ -256,15 +259,6 @@ def cache_geometry(session: Session, host_id: int, name: str) -> m.SlabCache | N
     """One cache's per-boot geometry and aliases."""
     return session.scalars(select(m.SlabCache).where(m.SlabCache.host_id == host_id,
                                                      m.SlabCache.name == name)).one_or_none()
-
-
-def cgroup_rows(session: Session, scrape_id: int) -> list[tuple[m.Cgroup, m.CgroupSample]]:
-    """Every cgroup sample of one scrape with its cgroup."""
-    return [(c, s) for c, s in session.execute(
-        select(m.Cgroup, m.CgroupSample).join(m.CgroupSample,
-                                              m.CgroupSample.cgroup_id == m.Cgroup.id)
-        .where(m.CgroupSample.scrape_id == scrape_id)
-        .order_by(m.Cgroup.hierarchy, m.Cgroup.path)).all()]
 
 
 def removed(session: Session, host_id: int, since: datetime | None, until: datetime | None,

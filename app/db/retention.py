@@ -103,7 +103,7 @@ def delete_raw(session: Session, now: datetime, raw_days: float, batch: int = 50
             return total
         # Children first: SQLite only cascades with foreign_keys=ON, which we set; this does
         # not depend on it.
-        for child in (m.SlabSample, m.CgroupSample, m.CgroupKmemCacheSample,
+        for child in (m.SlabSample, m.CgroupFrame, m.CgroupKmemCacheSample,
                       m.MemcgCacheSample, m.MemcgSlabinfoSample, m.ScrapeError):
             session.execute(delete(child).where(child.scrape_id.in_(ids)))
         session.execute(delete(m.Scrape).where(m.Scrape.id.in_(ids)))

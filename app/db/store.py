@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, func, insert, select, update
+from sqlalchemy import JSON, Table, bindparam, func, insert, null, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models as m
 from app.db.base import Base
-from app.domain.samples import CgroupSample, Snapshot
+from app.db.cgroups import latest_cgroups
+from app.db.frames import memory_figures
+from app.domain import cgtable as ct
+from app.domain.samples import Snapshot
 
-# memory.stat keys per figure: cgroup2 names first, then v1 (memory.stat of v1 says "cache",
-# "rss"; shmem is in both; slab and kernel_stack are cgroup2 only, since 4.6).
-_FIGURES: dict[str, tuple[str, ...]] = {
-    "file_bytes": ("file", "cache"),
-    "anon_bytes": ("anon", "rss"),
-    "shmem_bytes": ("shmem",),
-    "slab_bytes": ("slab",),
-    "kernel_stack_bytes": ("kernel_stack",),
-}
+__all__ = ["SnapshotConflict", "latest_cgroups", "memory_figures", "upsert_host",
+           "write_snapshot"]
 
-
-def memory_figures(stat: Mapping[str, int]) -> dict[str, int | None]:
-    """The memory.stat figures we keep as columns, from v1 or v2 key names."""
-    out: dict[str, int | None] = {}
-    for col, keys in _FIGURES.items():
-        out[col] = next((stat[k] for k in keys if k in stat), None)
-    if out["slab_bytes"] is None and "slab_reclaimable" in stat:  # 4.6+ both, "slab" 5.9+
-        out["slab_bytes"] = stat["slab_reclaimable"] + stat.get("slab_unreclaimable", 0)
-    return out
-
-
-LAST_SEEN_RESOLUTION = timedelta(hours=1)  # slab_cache / cgroup last_seen_at granularity
+LAST_SEEN_RESOLUTION = timedelta(hours=1)  # slab_cache last_seen_at granularity
 
 
 def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
@@ -54,9 +40,11 @@ def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]
     cols = list(rows[0])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
     raw = conn.connection.driver_connection
+    quote = conn.dialect.identifier_preparer.quote  # "order" is a column name
     assert raw is not None
     with raw.cursor() as cur, cur.copy(
-            f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
+            f"COPY {quote(table.name)} ({', '.join(quote(c) for c in cols)}) FROM STDIN"
+    ) as cp:
         for r in rows:
             cp.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c]
                           for c in cols])
@@ -64,6 +52,14 @@ def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]
 
 class SnapshotConflict(Exception):
     """A snapshot with this id was already stored for this host (an idempotent retry)."""
+
+
+Key = tuple[str, str]  # (hierarchy, path)
+_CHUNK = 500  # bound parameters per IN list
+
+
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]
 
 
 def upsert_host(session: Session, snap: Snapshot) -> m.Host:
@@ -90,88 +86,26 @@ def upsert_host(session: Session, snap: Snapshot) -> m.Host:
     return host
 
 
-def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]:
-    rows = session.execute(
-        select(m.SlabCache.name, m.SlabCache.id, m.SlabCache.aliases_json,
-               m.SlabCache.order, m.SlabCache.slab_size_bytes)
-        .where(m.SlabCache.host_id == host_id)).all()
-    ids = {r.name: r.id for r in rows}
-    known = {r.name: (list(r.aliases_json or []), r.order, r.slab_size_bytes) for r in rows}
-    new: list[dict[str, Any]] = []
-    for c in snap.caches:
-        if c.name in ids or any(n["name"] == c.name for n in new):
-            continue
-        new.append({
-            "host_id": host_id, "name": c.name, "aliases_json": list(c.aliases),
-            "object_size_bytes": c.object_size_bytes, "slab_size_bytes": c.slab_size_bytes,
-            "objs_per_slab_total": c.objs_per_slab, "pages_per_slab_total": c.pages_per_slab,
-            "order": c.order, "reclaim_account": c.reclaim_account,
-            "first_seen_at": snap.taken_at, "last_seen_at": snap.taken_at,
-        })
-    if new:
-        session.execute(insert(m.SlabCache), new)
-        ids.update((r.name, r.id) for r in session.execute(
-            select(m.SlabCache.name, m.SlabCache.id).where(
-                m.SlabCache.host_id == host_id,
-                m.SlabCache.name.in_([n["name"] for n in new]))).all())
-    changed = [c for c in snap.caches if c.name in known
-               and known[c.name] != (list(c.aliases), c.order, c.slab_size_bytes)]
-    for c in changed:
-        session.execute(update(m.SlabCache).where(m.SlabCache.id == ids[c.name]).values(
-            aliases_json=list(c.aliases), order=c.order, slab_size_bytes=c.slab_size_bytes,
-            object_size_bytes=c.object_size_bytes, objs_per_slab_total=c.objs_per_slab,
-            pages_per_slab_total=c.pages_per_slab, reclaim_account=c.reclaim_account))
-    # Coarse on purpose: an hour's resolution spares 235 row updates on every scrape.
-    session.execute(update(m.SlabCache).where(m.SlabCache.host_id == host_id)
-                    .where(m.SlabCache.last_seen_at < snap.taken_at - LAST_SEEN_RESOLUTION)
-                    .values(last_seen_at=snap.taken_at))
-    return ids
-
-
-def _cgroup_ids(session: Session, host_id: int, snap: Snapshot) -> dict[tuple[str, str], int]:
-    rows = session.execute(
-        select(m.Cgroup.hierarchy, m.Cgroup.path, m.Cgroup.id, m.Cgroup.removed_at)
-        .where(m.Cgroup.host_id == host_id)).all()
-    ids = {(r.hierarchy, r.path): r.id for r in rows}
-    was_removed = {r.id for r in rows if r.removed_at is not None}
-    revived = [ids[(c.hierarchy, c.path)] for c in snap.cgroups
-               if ids.get((c.hierarchy, c.path)) in was_removed]
-    if revived:  # a new cgroup with the name of a removed one
-        session.execute(update(m.Cgroup).where(m.Cgroup.id.in_(revived))
-                        .values(removed_at=None, first_seen_at=snap.taken_at))
-    seen: set[tuple[str, str]] = set()
-    new: list[dict[str, Any]] = []
-    for c in snap.cgroups:
-        key = (c.hierarchy, c.path)
-        if key in ids or key in seen:
-            continue
-        seen.add(key)
-        new.append({"host_id": host_id, "hierarchy": c.hierarchy, "path": c.path,
-                    "first_seen_at": snap.taken_at, "last_seen_at": snap.taken_at})
-    if new:
-        session.execute(insert(m.Cgroup), new)
-        for r in session.execute(select(m.Cgroup.hierarchy, m.Cgroup.path, m.Cgroup.id)
-                                 .where(m.Cgroup.host_id == host_id,
-                                        m.Cgroup.first_seen_at == snap.taken_at)).all():
-            ids[(r.hierarchy, r.path)] = r.id
-    present = [ids[(c.hierarchy, c.path)] for c in snap.cgroups]
-    for i in range(0, len(present), 500):
-        session.execute(update(m.Cgroup).where(m.Cgroup.id.in_(present[i:i + 500]))
-                        .where(m.Cgroup.last_seen_at < snap.taken_at - LAST_SEEN_RESOLUTION)
-                        .values(last_seen_at=snap.taken_at))
-    return ids
-
-
 def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None = None) -> int:
     """Store one snapshot; return the scrape id. Raises SnapshotConflict on a repeated id."""
-    host = upsert_host(session, snap)
-    if snapshot_id is not None and session.scalar(
-            select(m.Scrape.id).where(m.Scrape.host_id == host.id,
-                                      m.Scrape.snapshot_id == snapshot_id)) is not None:
-        raise SnapshotConflict(snapshot_id)
+    host_id = upsert_host(session, snap).id
+    sid = _write_scrape(session, host_id, snap, snapshot_id)
+    _write_errors(session, sid, snap)
+    _write_slab_samples(session, sid, _cache_ids(session, host_id, snap), snap)
+    cg = _lookup_cgroups(session, host_id, snap)
+    _write_new_cgroups(session, host_id, snap, cg)
+    _write_frames(session, host_id, sid, snap, cg)
+    _write_kmem(session, sid, snap, cg)
+    _write_memcg(session, sid, snap)
+    _write_removed(session, host_id, snap, cg)
+    return sid
+
+
+def _write_scrape(session: Session, host_id: int, snap: Snapshot,
+                  snapshot_id: str | None) -> int:
     mi = snap.meminfo
-    scrape = m.Scrape(
-        host_id=host.id, snapshot_id=snapshot_id, taken_at=snap.taken_at,
+    values: dict[str, Any] = dict(
+        host_id=host_id, snapshot_id=snapshot_id, taken_at=snap.taken_at,
         duration_seconds=snap.duration_seconds, boot_id=snap.host.boot_id,
         kernel_release=snap.host.kernel_release, era=snap.host.era,
         memcg_num_cgroups_total=next((r.num_cgroups for r in snap.proc_cgroups
@@ -182,116 +116,243 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
         sreclaimable_bytes=mi.get("SReclaimable"), sunreclaim_bytes=mi.get("SUnreclaim"),
         percpu_bytes=mi.get("Percpu"), kernel_stack_bytes=mi.get("KernelStack"),
         shmem_bytes=mi.get("Shmem"), errors_total=len(snap.errors),
-        meminfo_json=dict(mi), vmstat_json=dict(snap.vmstat),
+        # Whole files only when due: ~300 keys a row that no page reads.
+        # SQL NULL, not JSON 'null' (what None means to the JSON type).
+        meminfo_json=dict(mi) if snap.host_full else null(),
+        vmstat_json=dict(snap.vmstat) if snap.host_full else null(),
         proc_cgroups_json=[{"subsys_name": r.subsys_name, "hierarchy": r.hierarchy,
                             "num_cgroups": r.num_cgroups, "enabled": r.enabled}
-                           for r in snap.proc_cgroups],
-    )
-    session.add(scrape)
-    session.flush()
-    sid = scrape.id
+                           for r in snap.proc_cgroups])
+    t = _table(m.Scrape)
+    dialect = session.connection().dialect.name
+    if snapshot_id is not None and dialect in ("postgresql", "sqlite"):
+        # One statement for the idempotency check and the insert: a repeat inserts nothing.
+        ins = (postgresql.insert(t) if dialect == "postgresql" else sqlite.insert(t))
+        sid = session.scalar(ins.values(values).on_conflict_do_nothing().returning(t.c.id))
+        if sid is None:
+            raise SnapshotConflict(snapshot_id)
+        return int(sid)
+    if snapshot_id is not None and session.scalar(
+            select(t.c.id).where(t.c.host_id == host_id,
+                                 t.c.snapshot_id == snapshot_id)) is not None:
+        raise SnapshotConflict(snapshot_id)
+    return int(session.scalar(insert(t).values(values).returning(t.c.id)) or 0)
+
+
+def _write_errors(session: Session, sid: int, snap: Snapshot) -> None:
     if snap.errors:
-        session.execute(insert(m.ScrapeError), [
+        session.execute(insert(_table(m.ScrapeError)), [
             {"scrape_id": sid, "source": e.source, "path": e.path, "message": e.message}
             for e in snap.errors])
-    cache_ids = _cache_ids(session, host.id, snap)
-    seen_caches: set[int] = set()
-    slab_rows: list[dict[str, Any]] = []
+
+
+def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]:
+    t = _table(m.SlabCache)
+    rows = session.execute(select(t.c.name, t.c.id, t.c.aliases_json, t.c.order,
+                                  t.c.slab_size_bytes).where(t.c.host_id == host_id)).all()
+    ids = {r.name: r.id for r in rows}
+    known = {r.name: (list(r.aliases_json or []), r.order, r.slab_size_bytes) for r in rows}
+    new: dict[str, dict[str, Any]] = {}
+    for c in snap.caches:
+        if c.name not in ids and c.name not in new:
+            new[c.name] = {
+                "host_id": host_id, "name": c.name, "aliases_json": list(c.aliases),
+                "object_size_bytes": c.object_size_bytes, "slab_size_bytes": c.slab_size_bytes,
+                "objs_per_slab_total": c.objs_per_slab,
+                "pages_per_slab_total": c.pages_per_slab, "order": c.order,
+                "reclaim_account": c.reclaim_account, "first_seen_at": snap.taken_at,
+                "last_seen_at": snap.taken_at}
+    if new:
+        ids.update((r.name, r.id) for r in session.execute(
+            insert(t).returning(t.c.name, t.c.id), list(new.values())))
+    for c in snap.caches:
+        if c.name in known and known[c.name] != (list(c.aliases), c.order, c.slab_size_bytes):
+            session.execute(update(t).where(t.c.id == ids[c.name]).values(
+                aliases_json=list(c.aliases), order=c.order, slab_size_bytes=c.slab_size_bytes,
+                object_size_bytes=c.object_size_bytes, objs_per_slab_total=c.objs_per_slab,
+                pages_per_slab_total=c.pages_per_slab, reclaim_account=c.reclaim_account))
+            known[c.name] = (list(c.aliases), c.order, c.slab_size_bytes)
+    # Coarse on purpose: an hour's resolution spares 235 row updates on every scrape.
+    session.execute(update(t).where(t.c.host_id == host_id)
+                    .where(t.c.last_seen_at < snap.taken_at - LAST_SEEN_RESOLUTION)
+                    .values(last_seen_at=snap.taken_at))
+    return ids
+
+
+def _write_slab_samples(session: Session, sid: int, cache_ids: dict[str, int],
+                        snap: Snapshot) -> None:
+    rows: dict[int, dict[str, Any]] = {}
     for c in snap.caches:
         cid = cache_ids[c.name]
-        if cid in seen_caches:
+        row = rows.get(cid)
+        if row is not None:
             # A repeated name in slabinfo (kept by the parser): sum into the one row.
-            row = next(r for r in slab_rows if r["cache_id"] == cid)
             for k, v in (("active_objs_total", c.active_objs), ("num_objs_total", c.num_objs),
                          ("num_slabs_total", c.num_slabs), ("slab_bytes", c.bytes)):
                 row[k] += v
             continue
-        seen_caches.add(cid)
-        slab_rows.append({
+        rows[cid] = {
             "scrape_id": sid, "cache_id": cid, "active_objs_total": c.active_objs,
             "num_objs_total": c.num_objs, "num_slabs_total": c.num_slabs, "slab_bytes": c.bytes,
-            "partial_slabs_total": c.partial_slabs, "cpu_slabs_total": c.cpu_slabs})
-    if slab_rows:
-        _insert_rows(session, m.SlabSample, slab_rows)
-    cg_ids = _cgroup_ids(session, host.id, snap)
-    cg_rows: list[dict[str, Any]] = []
-    kmem_rows: list[dict[str, Any]] = []
-    done: set[int] = set()
-    for g in snap.cgroups:
-        cgid = cg_ids[(g.hierarchy, g.path)]
-        if cgid in done:
+            "partial_slabs_total": c.partial_slabs, "cpu_slabs_total": c.cpu_slabs}
+    _insert_rows(session, m.SlabSample, list(rows.values()))
+
+
+@dataclass(slots=True)
+class _Cgroups:
+    """The cgroup ids a snapshot needs: live ones, and rows of its paths in any state."""
+
+    host_id: int
+    ids: dict[Key, int]
+    removed: set[int]  # ids whose row says removed (a path that came back)
+
+
+def _lookup_cgroups(session: Session, host_id: int, snap: Snapshot) -> _Cgroups:
+    # Never every cgroup the host ever had (100 removals a minute make 4 million rows a
+    # month): the live ones when a walk's table is stored, and the snapshot's own paths.
+    t = _table(m.Cgroup)
+    wanted: set[Key] = {(c.hierarchy, c.path) for c in snap.new_cgroups}
+    wanted.update((r.hierarchy, r.path) for r in snap.removed)
+    wanted.update((k.hierarchy, k.path) for k in snap.kmem_slabinfo)
+    ids: dict[Key, int] = {}
+    tables = [x for x in (snap.series, snap.full) if x is not None]
+    if tables:
+        ids = {(h, p): i for h, p, i in session.execute(
+            select(t.c.hierarchy, t.c.path, t.c.id)
+            .where(t.c.host_id == host_id, t.c.removed_at.is_(None))).all()}
+        for x in tables:
+            wanted.update(zip(x.hierarchies, x.paths, strict=True))
+    missing = wanted - ids.keys()
+    removed: set[int] = set()
+    paths = sorted({p for _, p in missing})
+    for i in range(0, len(paths), _CHUNK):
+        for h, p, cid, gone in session.execute(
+                select(t.c.hierarchy, t.c.path, t.c.id, t.c.removed_at)
+                .where(t.c.host_id == host_id, t.c.path.in_(paths[i:i + _CHUNK]))).all():
+            if (h, p) in missing:
+                ids[(h, p)] = cid
+                if gone is not None:
+                    removed.add(cid)
+    return _Cgroups(host_id, ids, removed)
+
+
+def _insert_cgroups(session: Session, rows: list[dict[str, Any]], cg: _Cgroups) -> None:
+    if not rows:
+        return
+    t = _table(m.Cgroup)
+    for cid, h, p in session.execute(insert(t).returning(t.c.id, t.c.hierarchy, t.c.path),
+                                     rows):
+        cg.ids[(h, p)] = cid
+
+
+def _revive(session: Session, cg: _Cgroups, revive: dict[int, bytes | None],
+            at: datetime) -> None:
+    """A path that was removed is back: the same row, live again from `at`."""
+    if not revive:
+        return
+    t = _table(m.Cgroup)
+    session.execute(update(t).where(t.c.id == bindparam("cid"))
+                    .values(removed_at=None, first_seen_at=at, last_seen_at=at,
+                            first_memory_stat=bindparam("blob")),
+                    [{"cid": cid, "blob": blob} for cid, blob in revive.items()])
+    cg.removed -= revive.keys()
+
+
+def _write_new_cgroups(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups) -> None:
+    at = snap.taken_at
+    new: dict[Key, dict[str, Any]] = {}
+    revive: dict[int, bytes | None] = {}
+    for c in snap.new_cgroups:
+        key = (c.hierarchy, c.path)
+        cid = cg.ids.get(key)
+        if cid is None and key not in new:
+            new[key] = {"host_id": host_id, "hierarchy": c.hierarchy, "path": c.path,
+                        "first_seen_at": at, "last_seen_at": at,
+                        "first_memory_stat": ct.pack_stat(c.memory_stat)}
+        elif cid in cg.removed:
+            revive[cid] = ct.pack_stat(c.memory_stat)
+        # else: already live (a restarted collector without its seed): keep the first stat
+    _revive(session, cg, revive, at)
+    _insert_cgroups(session, list(new.values()), cg)
+
+
+def _ensure(session: Session, keys: list[Key], cg: _Cgroups, at: datetime) -> None:
+    """Rows for paths a walk saw that the database does not know as live."""
+    missing = [k for k in dict.fromkeys(keys) if k not in cg.ids]
+    _insert_cgroups(session, [{"host_id": cg.host_id, "hierarchy": h, "path": p,
+                               "first_seen_at": at, "last_seen_at": at}
+                              for h, p in missing], cg)
+    _revive(session, cg, {cg.ids[k]: None for k in keys if cg.ids[k] in cg.removed}, at)
+
+
+def _write_frames(session: Session, host_id: int, sid: int, snap: Snapshot,
+                  cg: _Cgroups) -> None:
+    rows = []
+    for kind, x in (("series", snap.series), ("full", snap.full)):
+        if x is None:
             continue
-        done.add(cgid)
-        stat = g.cgroup_stat
-        cg_rows.append({
-            "scrape_id": sid, "cgroup_id": cgid, "memory_usage_bytes": g.memory_usage_bytes,
-            "kmem_usage_bytes": g.kmem_usage_bytes, **memory_figures(g.memory_stat),
-            "nr_descendants_total": stat.get("nr_descendants") if stat is not None else None,
-            "nr_dying_descendants_total": g.nr_dying_descendants,
-            "memory_stat_json": dict(g.memory_stat),
-            "cgroup_stat_json": dict(stat) if stat is not None else None})
-        for r in g.kmem_slabinfo or ():
-            kmem_rows.append({
-                "scrape_id": sid, "cgroup_id": cgid, "name": r.name,
-                "active_objs_total": r.active_objs, "num_objs_total": r.num_objs,
-                "object_size_bytes": r.objsize_bytes, "objs_per_slab_total": r.objperslab,
-                "pages_per_slab_total": r.pagesperslab, "num_slabs_total": r.num_slabs})
-    if cg_rows:
-        _insert_rows(session, m.CgroupSample, cg_rows)
-    if kmem_rows:
-        _insert_rows(session, m.CgroupKmemCacheSample, kmem_rows)
+        keys = list(zip(x.hierarchies, x.paths, strict=True))
+        _ensure(session, keys, cg, snap.taken_at)
+        rows.append({"host_id": host_id, "scrape_id": sid, "taken_at": snap.taken_at,
+                     "kind": kind, "rows_total": len(keys),
+                     "data": ct.pack_table(x.columns, [cg.ids[k] for k in keys], x.values,
+                                           x.present)})
+    if rows:
+        session.execute(insert(_table(m.CgroupFrame)), rows)
+
+
+def _write_kmem(session: Session, sid: int, snap: Snapshot, cg: _Cgroups) -> None:
+    if not snap.kmem_slabinfo:
+        return
+    _ensure(session, [(k.hierarchy, k.path) for k in snap.kmem_slabinfo], cg, snap.taken_at)
+    _insert_rows(session, m.CgroupKmemCacheSample, [
+        {"scrape_id": sid, "cgroup_id": cg.ids[(k.hierarchy, k.path)], "name": r.name,
+         "active_objs_total": r.active_objs, "num_objs_total": r.num_objs,
+         "object_size_bytes": r.objsize_bytes, "objs_per_slab_total": r.objperslab,
+         "pages_per_slab_total": r.pagesperslab, "num_slabs_total": r.num_slabs}
+        for k in snap.kmem_slabinfo for r in k.rows])
+
+
+def _write_memcg(session: Session, sid: int, snap: Snapshot) -> None:
     if snap.memcg_caches:
-        session.execute(insert(m.MemcgCacheSample), [
+        _insert_rows(session, m.MemcgCacheSample, [
             {"scrape_id": sid, "root_cache": x.root_cache, "memcg_serial": x.memcg_serial,
              "cgroup_name": x.cgroup_name, "slabs_total": x.slabs,
              "total_objects_total": x.total_objects, "objects_total": x.objects,
              "order": x.order, "object_size_bytes": x.object_size_bytes,
              "objs_per_slab_total": x.objs_per_slab} for x in snap.memcg_caches])
     if snap.memcg_slabinfo:
-        session.execute(insert(m.MemcgSlabinfoSample), [
+        _insert_rows(session, m.MemcgSlabinfoSample, [
             {"scrape_id": sid, "name": x.name, "css_id": x.css_id, "dead": x.dead,
              "deact": x.deact, "active_objs_total": x.active_objs,
              "num_objs_total": x.num_objs, "active_slabs_total": x.active_slabs,
              "num_slabs_total": x.num_slabs} for x in snap.memcg_slabinfo])
-    if snap.removed:
-        all_ids = {(r.hierarchy, r.path): r.id for r in session.execute(
-            select(m.Cgroup.hierarchy, m.Cgroup.path, m.Cgroup.id)
-            .where(m.Cgroup.host_id == host.id)).all()}
-        rows: list[dict[str, Any]] = []
-        for gone in snap.removed:
-            gone_id = all_ids.get((gone.hierarchy, gone.path))
-            figs = memory_figures(gone.last_memory_stat)
-            rows.append({
-                "host_id": host.id, "cgroup_id": gone_id, "hierarchy": gone.hierarchy,
-                "path": gone.path, "last_seen_at": gone.last_seen_at, "removed_at": gone.removed_by,
-                "last_memory_usage_bytes": gone.last_memory_usage_bytes,
-                "file_bytes": figs["file_bytes"], "shmem_bytes": figs["shmem_bytes"],
-                "slab_bytes": figs["slab_bytes"], "kernel_stack_bytes": figs["kernel_stack_bytes"],
-                "last_memory_stat_json": dict(gone.last_memory_stat)})
-            if gone_id is not None:  # absent from this tick by definition
-                session.execute(update(m.Cgroup).where(m.Cgroup.id == gone_id)
-                                .values(removed_at=gone.removed_by))
-        session.execute(insert(m.RemovedCgroup), rows)
-    return sid
 
 
-def latest_cgroups(session: Session, host_name: str) -> tuple[list[CgroupSample], datetime] | None:
-    """The cgroups of a host's latest scrape, to seed removal tracking after a restart."""
-    row = session.execute(
-        select(m.Scrape.id, m.Scrape.taken_at).join(m.Host, m.Host.id == m.Scrape.host_id)
-        .where(m.Host.name == host_name).order_by(m.Scrape.taken_at.desc()).limit(1)).first()
-    if row is None:
-        return None
-    samples = session.execute(
-        select(m.Cgroup.hierarchy, m.Cgroup.path, m.CgroupSample.memory_stat_json,
-               m.CgroupSample.memory_usage_bytes, m.CgroupSample.kmem_usage_bytes,
-               m.CgroupSample.cgroup_stat_json)
-        .join(m.Cgroup, m.Cgroup.id == m.CgroupSample.cgroup_id)
-        .where(m.CgroupSample.scrape_id == row.id)).all()
-    return ([CgroupSample(s.hierarchy, s.path, dict(s.memory_stat_json or {}),
-                          s.memory_usage_bytes, s.kmem_usage_bytes, None,
-                          dict(s.cgroup_stat_json) if s.cgroup_stat_json is not None else None)
-             for s in samples], row.taken_at)
+def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups) -> None:
+    if not snap.removed:
+        return
+    rows: list[dict[str, Any]] = []
+    by_time: dict[tuple[datetime, datetime], list[int]] = {}
+    for gone in snap.removed:
+        gone_id = cg.ids.get((gone.hierarchy, gone.path))
+        figs = memory_figures(gone.last_memory_stat)
+        rows.append({
+            "host_id": host_id, "cgroup_id": gone_id, "hierarchy": gone.hierarchy,
+            "path": gone.path, "last_seen_at": gone.last_seen_at, "removed_at": gone.removed_by,
+            "last_memory_usage_bytes": gone.last_memory_usage_bytes,
+            "file_bytes": figs["file_bytes"], "shmem_bytes": figs["shmem_bytes"],
+            "slab_bytes": figs["slab_bytes"], "kernel_stack_bytes": figs["kernel_stack_bytes"],
+            "last_memory_stat": ct.pack_stat(gone.last_memory_stat),
+            "stat_read_at": gone.stat_read_at})
+        if gone_id is not None:
+            by_time.setdefault((gone.removed_by, gone.last_seen_at), []).append(gone_id)
+    _insert_rows(session, m.RemovedCgroup, rows)
+    t = _table(m.Cgroup)
+    for (when, last), ids in by_time.items():  # one statement a tick, as a rule
+        for i in range(0, len(ids), _CHUNK):
+            session.execute(update(t).where(t.c.id.in_(ids[i:i + _CHUNK]))
+                            .values(removed_at=when, last_seen_at=last))
 
 
 def count_scrapes(session: Session, host_name: str | None = None) -> int:

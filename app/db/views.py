@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import cgroups as cg
 from app.db import models as m
 from app.db import queries as q
+from app.db.frames import memory_figures
 from app.domain import derive, tree
 from app.domain.cost import memcg_cost
 from app.domain.history import CacheState, CgroupState, HostHistory, HostState, MemcgCacheState
@@ -141,25 +143,24 @@ def cgroups(session: Session, host_id: int,
     if now is None:
         return [], None
     out: list[CgroupView] = []
-    rows = q.cgroup_rows(session, now.id)
-    for hierarchy in sorted({c.hierarchy for c, _ in rows}):
+    rows = cg.cgroups_at(session, host_id, now.taken_at, whole=True)
+    for hierarchy in sorted({c.hierarchy for c in rows}):
         pairs: list[tuple[str, dict[str, object]]] = [
-            (c.path, {"sample": s}) for c, s in rows if c.hierarchy == hierarchy]
+            (c.path, {"row": c}) for c in rows if c.hierarchy == hierarchy]
         root = tree.build(pairs)
         for node in tree.flatten(root):
-            s = node.data.get("sample")
-            dying = s.nr_dying_descendants_total if isinstance(s, m.CgroupSample) else None
+            c = node.data.get("row")
+            f = c.figures if isinstance(c, cg.CgroupAt) else None
+            dying = (f.cgroup_stat or {}).get("nr_dying_descendants") if f else None
             if dying is None and node.path == "/" and hierarchy == "memory":
                 dying = now.memcg_dying_total  # v1: only the host total is known
-            smp = s if isinstance(s, m.CgroupSample) else None
+            figs = memory_figures(f.memory_stat if f else {})
             out.append(CgroupView(
                 hierarchy, node.path, node.name, node.depth, tree.parent_of(node.path),
-                node.descendants, dying,
-                smp.memory_usage_bytes if smp else None, smp.kmem_usage_bytes if smp else None,
-                smp.file_bytes if smp else None, smp.anon_bytes if smp else None,
-                smp.shmem_bytes if smp else None, smp.slab_bytes if smp else None,
-                smp.kernel_stack_bytes if smp else None,
-                dict(smp.memory_stat_json or {}) if smp else {}))
+                node.descendants, dying, f.usage_bytes if f else None,
+                f.kmem_usage_bytes if f else None, figs["file_bytes"], figs["anon_bytes"],
+                figs["shmem_bytes"], figs["slab_bytes"], figs["kernel_stack_bytes"],
+                dict(c.memory_stat) if isinstance(c, cg.CgroupAt) else {}))
     return out, now.taken_at
 
 
@@ -216,9 +217,10 @@ def state(session: Session, host: m.Host) -> HostState | None:
                          max(1, r.objs_per_slab), r.object_size_bytes, r.objects,
                          bool(r.reclaim_account))
               for r in q.cache_rows(session, latest.id, None)]
-    cgroups = [CgroupState(c.path, s.slab_bytes, s.kmem_usage_bytes)
-               for c, s in q.cgroup_rows(session, latest.id)
-               if c.hierarchy == "memory" or s.memory_stat_json]
+    cgroups = [CgroupState(c.path, memory_figures(c.figures.memory_stat)["slab_bytes"],
+                           c.figures.kmem_usage_bytes)
+               for c in cg.cgroups_at(session, host.id, latest.taken_at)
+               if c.hierarchy == "memory" or c.figures.memory_stat]
     memcg_caches = [MemcgCacheState(x.root_cache, x.cgroup_name, x.slabs_total or 0,
                                     x.order or 0)
                     for x in session.scalars(select(m.MemcgCacheSample)

@@ -7,8 +7,9 @@ Two shapes, both shared by the collector, the wire format and the database:
   presence mask, so 10,000 cgroups x 60 keys cost 4.8 MB, not 600,000 Python ints. A walk's
   series (a few figures of every cgroup) and a periodic full `memory.stat` are both tables.
 - one cgroup's whole `memory.stat` (when it is first seen and when it is removed) as a small
-  blob: JSON deflated against a preset dictionary of the kernel's key names, ~4x smaller
-  than the JSON and still every key, known or not, with exact u64 values.
+  blob: known keys as their place in a fixed tuple of the kernel's key names, values as
+  varints, deflated; ~20x smaller than the JSON and still every key, known or not, in the
+  kernel's order, with exact u64 values (version 1 blobs, deflated JSON, are still read).
 
 `pack_table`/`unpack_table` turn a table (with integer row ids, the database's cgroup ids)
 into one deflated blob; decoding a 10,000-row frame takes a few milliseconds.
@@ -181,7 +182,7 @@ def _from_le(code: str, data: bytes) -> array[int]:
 
 # The key names of memory.stat (v1 and cgroup2, 4.x-6.x) as deflate's preset dictionary:
 # a one-cgroup blob then spends its bytes on values, not on repeating names.
-_ZDICT = json.dumps({k: 0 for k in (
+_STAT_KEYS: tuple[str, ...] = (
     "anon", "file", "kernel", "kernel_stack", "pagetables", "sec_pagetables", "percpu",
     "sock", "vmalloc", "shmem", "zswap", "zswapped", "file_mapped", "file_dirty",
     "file_writeback", "swapcached", "anon_thp", "file_thp", "shmem_thp", "inactive_anon",
@@ -200,25 +201,85 @@ _ZDICT = json.dumps({k: 0 for k in (
     "total_mapped_file", "total_dirty", "total_writeback", "total_swap", "total_pgpgin",
     "total_pgpgout", "total_pgfault", "total_pgmajfault", "total_inactive_anon",
     "total_active_anon", "total_inactive_file", "total_active_file", "total_unevictable",
-)}, separators=(",", ":")).encode()
+)  # append only: version-2 blobs refer to keys by their place in this tuple
+_ZDICT = json.dumps(dict.fromkeys(_STAT_KEYS, 0), separators=(",", ":")).encode()
+_STAT_INDEX = {k: i + 1 for i, k in enumerate(_STAT_KEYS)}
 
-_STAT_MAGIC = b"\x01"
+_STAT_MAGIC = b"\x01"  # JSON deflated against _ZDICT (still read)
+_STAT_V2 = b"\x02"
+PAGE = 4096
 
 
 def pack_stat(stat: Mapping[str, int]) -> bytes:
-    """One cgroup's whole memory.stat as a small blob (keys kept in the kernel's order)."""
+    """One cgroup's whole memory.stat as a small blob (keys kept in the kernel's order).
+
+    Version 2, three streams deflated together: the keys as steps through the known-key
+    tuple (the kernel's order makes them all 1s), unknown key names, and the values as
+    varints, page-aligned sizes divided by 4096. 60 keys of a cgroup2 memory.stat take ~60
+    bytes, against ~150 as deflated JSON (bench/storage_size.py's values).
+    """
+    keys = bytearray()
+    names = bytearray()
+    vals = bytearray()
+    prev = 0
     for k, v in stat.items():
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= U64_MAX:
             raise ValueError(f"memory.stat value {k}={v!r} is not a u64")
-    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
-    text = json.dumps(dict(stat), separators=(",", ":")).encode()
-    return _STAT_MAGIC + c.compress(text) + c.flush()
+        idx = _STAT_INDEX.get(k)
+        if idx is None:
+            raw = k.encode()
+            keys.append(0)
+            _varint(names, len(raw))
+            names += raw
+        else:
+            step = idx - prev - 1
+            _varint(keys, (step << 1 if step >= 0 else (-step << 1) - 1) + 1)
+            prev = idx
+        _varint(vals, (v // PAGE) << 1 | 1 if v and v % PAGE == 0 else v << 1)
+    head = bytearray()
+    for part in (keys, names):
+        _varint(head, len(part))
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    return _STAT_V2 + c.compress(bytes(head + keys + names + vals)) + c.flush()
 
 
 def unpack_stat(blob: bytes) -> dict[str, int]:
-    """Inverse of pack_stat."""
-    if blob[:1] != _STAT_MAGIC:
+    """Inverse of pack_stat (versions 1 and 2)."""
+    if blob[:1] == _STAT_MAGIC:
+        return _unpack_stat_v1(blob)
+    if blob[:1] != _STAT_V2:
         raise CodecError("memory.stat blob has an unknown version byte")
+    try:
+        raw = zlib.decompressobj(-15).decompress(blob[1:])
+        pos, nkeys = _read_varint(raw, 0)
+        pos, nnames = _read_varint(raw, pos)
+        keys, names = raw[pos:pos + nkeys], raw[pos + nkeys:pos + nkeys + nnames]
+        pos += nkeys + nnames
+        out: dict[str, int] = {}
+        kp = np = 0
+        prev = 0
+        while kp < len(keys):
+            kp, token = _read_varint(keys, kp)
+            if token == 0:
+                np, n = _read_varint(names, np)
+                key = names[np:np + n].decode()
+                np += n
+            else:
+                z = token - 1
+                prev += 1 + (z >> 1 if not z & 1 else -((z + 1) >> 1))
+                if not 1 <= prev <= len(_STAT_KEYS):
+                    raise ValueError(f"key number {prev} is not a known key")
+                key = _STAT_KEYS[prev - 1]
+            pos, v = _read_varint(raw, pos)
+            out[key] = (v >> 1) * PAGE if v & 1 else v >> 1
+    except (zlib.error, IndexError, UnicodeDecodeError, ValueError) as err:
+        raise CodecError(f"memory.stat blob is corrupt: {err}") from err
+    if pos != len(raw) or np != len(names):
+        raise CodecError("memory.stat blob has trailing or missing bytes")
+    return out
+
+
+def _unpack_stat_v1(blob: bytes) -> dict[str, int]:
     try:
         d = zlib.decompressobj(-15, _ZDICT)
         raw = d.decompress(blob[1:]) + d.flush()
@@ -228,6 +289,26 @@ def unpack_stat(blob: bytes) -> dict[str, int]:
     if not isinstance(out, dict) or not all(isinstance(v, int) for v in out.values()):
         raise CodecError("memory.stat blob does not hold a mapping of integers")
     return {str(k): int(v) for k, v in out.items()}
+
+
+def _varint(out: bytearray, n: int) -> None:
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _read_varint(b: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        byte = b[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return pos, n
+        shift += 7
+        if shift > 70:
+            raise ValueError("varint longer than a u64")
 
 
 def stat_columns(stat_keys: Iterable[str], cgstat_keys: Iterable[str] = (),

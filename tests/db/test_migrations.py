@@ -11,7 +11,7 @@ from app.db.migrate import downgrade, upgrade
 from app.db.session import make_engine
 
 TABLES = {"host", "scrape", "scrape_error", "slab_cache", "slab_sample", "cgroup",
-          "cgroup_sample", "cgroup_kmem_cache_sample", "memcg_cache_sample",
+          "cgroup_frame", "cgroup_kmem_cache_sample", "memcg_cache_sample",
           "memcg_slabinfo_sample", "removed_cgroup", "host_token", "scrape_hourly",
           "slab_hourly"}
 
