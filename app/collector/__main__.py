@@ -1,5 +1,8 @@
 """`python -m app.collector`: the collector daemon alone, with as little imported as possible.
 
+It only builds the settings, the collector and a sink (database or push) and runs the one
+loop of `daemon.Daemon`; push mode imports no database code.
+
 `slabscope collect` migrates the database, then execs this so the long-running process holds
 neither the CLI framework nor Alembic (issue 2 budget: 60 MB RSS; see bench/scrape.py).
 """
@@ -10,8 +13,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.collector.push import PushSink
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,78 +30,53 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, s.log_level.upper(), logging.INFO),
                         stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if s.push_url:
-        return _push(s, s.push_url, a.ticks)
-    from app.collector.daemon import Daemon
+    from app.collector.daemon import Daemon, Sink
     from app.collector.scrape import Collector, options_from
-    from app.collector.sources.host import read_hostname
-    from app.db.session import make_engine, make_session_factory
-
     collector = Collector(options_from(s))
-    engine = make_engine(s.database_url)
-    daemon = Daemon(collector, make_session_factory(engine), s.collect_interval_seconds,
-                    max_ticks=a.ticks)
+    log = logging.getLogger("slabscope")
+    dispose = None
+    sink: Sink
+    if s.push_url:
+        push = _push_sink(s, s.push_url)
+        if push is None:
+            return 2
+        sink = push
+        log.info("collecting every %.1fs, pushing to %s (spool %s)",
+                 s.collect_interval_seconds, s.push_url, s.spool_dir)
+    else:
+        from app.collector.dbsink import DatabaseSink
+        from app.collector.sources.host import read_hostname
+        from app.db.session import make_engine, make_session_factory
+        engine = make_engine(s.database_url)
+        dispose = engine.dispose
+        db = DatabaseSink(make_session_factory(engine))
+        db.seed(collector, s.hostname or read_hostname(s.proc_root) or "unknown")
+        sink = db
+        log.info("collecting every %.1fs into %s", s.collect_interval_seconds,
+                 _redact(s.database_url))
+    daemon = Daemon(collector, sink, s.collect_interval_seconds, max_ticks=a.ticks)
     daemon.install_signal_handlers()
-    daemon.seed_from_database(s.hostname or read_hostname(s.proc_root) or "unknown")
-    logging.getLogger("slabscope").info("collecting every %.1fs into %s",
-                                        s.collect_interval_seconds,
-                                        _redact(s.database_url))
     daemon.run()
-    engine.dispose()
+    if dispose is not None:
+        dispose()
     return 0
 
 
-def _push(s: Settings, url: str, ticks: int | None) -> int:
-    """Push mode: collect, spool, send; no database in this process."""
-    import gzip
-    import json
-    import signal
-    import threading
-    import time
-
-    from app.collector.oncelog import OnceLog
-    from app.collector.push import Pusher, Spool, new_snapshot_id
-    from app.collector.scrape import Collector, options_from
-    from app.domain.snapshot_json import snapshot_to_dict
+def _push_sink(s: Settings, url: str) -> PushSink | None:
+    """Push mode: spool and send; no database code in this process."""
+    from app.collector.push import Pusher, PushSink, Spool
     if not s.token_file:
         logging.getLogger("slabscope").error("push mode needs a token file "
                                              "(--token-file or SLABSCOPE_TOKEN_FILE)")
-        return 2
+        return None
     try:
         token = Path(s.token_file).read_text().strip()
     except OSError as err:
         logging.getLogger("slabscope").error("cannot read token file %s: %s", s.token_file,
                                              err.strerror)
-        return 2
-    collector = Collector(options_from(s))
+        return None
     spool = Spool(s.spool_dir, s.spool_max_files)
-    pusher = Pusher(url, token, spool)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    once = OnceLog(logging.getLogger("slabscope.collector"))
-    log = logging.getLogger("slabscope")
-    log.info("collecting every %.1fs, pushing to %s (spool %s)", s.collect_interval_seconds,
-             url, s.spool_dir)
-    n = 0
-    while not stop.is_set():
-        start = time.monotonic()
-        snap = collector.collect()
-        once.snapshot_errors(snap)
-        sid = new_snapshot_id()
-        body = gzip.compress(json.dumps({"snapshot_id": sid, "snapshot": snapshot_to_dict(snap),
-                                         "spool_dropped_total": spool.dropped}).encode(), 5)
-        spool.put(sid, body)
-        pusher.flush()
-        Path(s.spool_dir, "heartbeat").touch()  # the container health check looks at it
-        n += 1
-        if ticks is not None and n >= ticks:
-            break
-        stop.wait(max(0.0, s.collect_interval_seconds - (time.monotonic() - start)))
-    pusher.flush()
-    log.info("stopped after %d ticks (%d sent, %d pending, %d dropped)", n, pusher.sent,
-             len(spool.pending()), spool.dropped)
-    return 0
+    return PushSink(spool, Pusher(url, token, spool), Path(s.spool_dir, "heartbeat"))
 
 
 def _redact(url: str) -> str:
