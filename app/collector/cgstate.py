@@ -98,7 +98,8 @@ def parse_keyed(path: str, data: bytes, schemas: Schemas, hint: int
                 ) -> tuple[int, array[int], dict[str, int] | None]:
     """`key value` lines as (schema id, u64 values, out-of-range values or None)."""
     tokens = data.split()
-    if hint >= 0 and tokens[0::2] == schemas.keys[hint]:
+    # Same keys in the same order and an even token count: every value token is in place.
+    if hint >= 0 and not len(tokens) & 1 and tokens[0::2] == schemas.keys[hint]:
         try:
             return hint, array("Q", map(int, tokens[1::2])), None
         except (OverflowError, ValueError):
@@ -204,11 +205,12 @@ class HierarchyState:
         p = d + "/cgroup.stat"
         cid, cvals, _ = parse_keyed(p, read_bytes(p), self.cg_schemas,
                                     e.cgschema if e.cgschema >= 0 else self._cg_hint)
-        vals: array[int] | None = None
-        sid, odd, usage = -1, None, None
+        # memory.* exist only where the parent enabled +memory in subtree_control, and the
+        # root has memory.stat but no memory.current: a missing file here is normal. When
+        # +memory goes away the memcg goes offline: keep the figures last read for it.
+        vals, sid, odd, usage = e.stat, e.schema, e.odd, e.usage
+        read_at = at
         if self.h.memory_controller:
-            # memory.* exist only where the parent enabled +memory in subtree_control, and
-            # the root has memory.stat but no memory.current: a missing file here is normal.
             p = d + "/memory.stat"
             try:
                 sid, vals, odd = parse_keyed(p, read_bytes(p), self.stat_schemas,
@@ -216,6 +218,8 @@ class HierarchyState:
             except FileGone:
                 if not os.path.isdir(d):
                     raise
+                if vals is not None:
+                    read_at = e.read_at or at  # the kept figures are as old as they are
             if rel != "/":
                 p = d + "/memory.current"
                 try:
@@ -224,7 +228,7 @@ class HierarchyState:
                     if not os.path.isdir(d):
                         raise
         e.cgstat, e.cgschema, e.stat, e.schema, e.odd, e.usage, e.read_at = (
-            cvals, cid, vals, sid, odd, usage, at)
+            cvals, cid, vals, sid, odd, usage, read_at)
         self._cg_hint = cid
         if sid >= 0 and rel != "/":  # the root's keys differ (no anon/file split on 5.x)
             self._stat_hint = sid

@@ -134,6 +134,15 @@ class Collector:
         """
         self._seed = (cgroups, taken_at)
 
+    def live_cgroups(self) -> list[CgroupSample]:
+        """Every live cgroup's last read, rebuilt from the compact copy (CLI, tests)."""
+        tracker = self._boot.cgroups if self._boot is not None else None
+        if tracker is None:
+            return []
+        errors: list[CollectorError] = []
+        return [tracker.sample(hs, rel, e, errors) for hs in tracker.states
+                for rel, e in hs.entries.items() if e.read_at is not None]
+
     def _tracker(self, state: _BootState, kmem_slabinfo: bool) -> CgroupTracker:
         if state.cgroups is None:
             state.cgroups = CgroupTracker(state.hierarchies, kmem_slabinfo=kmem_slabinfo)
