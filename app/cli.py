@@ -89,6 +89,14 @@ def collect(
             for c in sorted(snap.caches, key=lambda c: -c.bytes)[:20]:
                 typer.echo(f"{c.name[:27]:<28}{c.num_objs:>12}{c.active_objs:>12}"
                            f"{c.num_slabs:>9}{_human(c.bytes):>12}")
+            if snap.series is not None and len(snap.series):
+                from app.domain.cgtable import USAGE
+                t = snap.series
+                usage = t.column(USAGE)
+                typer.echo(f"{len(t)} cgroups; largest by memory usage:")
+                for i in sorted(range(len(t)), key=lambda i: -(usage[i] or 0))[:10]:
+                    typer.echo(f"  {t.hierarchies[i]:<8}{t.paths[i][:60]:<62}"
+                               f"{_human(usage[i]):>12}")
             for e in snap.errors:
                 typer.echo(f"error: {e.source}: {e.path}: {e.message}", err=True)
         return

@@ -279,5 +279,16 @@ def listing(h: Hierarchy) -> list[str]:
                     # The raw name (surrogate-escaped) opens files; fs_name() is for display.
                     child = rel + "/" + entry.name
                     out.append(child)
-                    stack.append((entry.path, child))
+                    if _may_have_children(entry):
+                        stack.append((entry.path, child))
     return out
+
+
+def _may_have_children(entry: os.DirEntry[str]) -> bool:
+    # A directory's link count is 2 + its subdirectories on kernfs (cgroupfs sets it from
+    # kn->dir.subdirs) and tmpfs: one lstat() of a leaf saves listing its 30-60 control
+    # files. Any other count (btrfs says 1) means "maybe": list it.
+    try:
+        return entry.stat(follow_symlinks=False).st_nlink != 2
+    except OSError:
+        return False  # gone already
