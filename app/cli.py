@@ -116,7 +116,12 @@ def collect(
                               stdout=subprocess.DEVNULL, check=False)
         if done.returncode != 0:
             raise typer.Exit(2)
-    argv = [sys.executable, "-m", "app.collector"]
+    # The validated settings go to the daemon on an inherited pipe, so it needs no pydantic.
+    r, w = os.pipe()
+    os.write(w, json.dumps(s.model_dump(mode="json")).encode())
+    os.close(w)
+    os.set_inheritable(r, True)
+    argv = [sys.executable, "-m", "app.collector", "--settings-fd", str(r)]
     if ticks is not None:
         argv += ["--ticks", str(ticks)]
     sys.stdout.flush()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from app.collector import dying
 from app.collector.cgwalk import CgroupTracker
@@ -24,7 +25,6 @@ from app.collector.sources import cgroups as cgsrc
 from app.collector.sources import host as hostsrc
 from app.collector.sources import procfs, slabinfo, slub
 from app.collector.sources._files import parse_flat_keyed, read_text
-from app.config import Settings
 from app.domain.eras import ERAS, UnknownRelease, era_for_release
 from app.domain.samples import (
     Cache,
@@ -40,6 +40,9 @@ from app.domain.samples import (
     Snapshot,
     SourceError,
 )
+
+if TYPE_CHECKING:  # the daemon process loads no pydantic (8 MB): see __main__.py
+    from app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +68,18 @@ class CollectorOptions:
 
 def options_from(s: Settings) -> CollectorOptions:
     """The collector options of the settings (the CLI and both daemons use this)."""
-    return CollectorOptions(proc_root=s.proc_root, sys_root=s.sys_root, era=s.era,
-                            hostname=s.hostname, page_size_bytes=s.page_size_bytes,
-                            slub_stats=s.slub_stats, slub_objects=s.slub_objects,
-                            walk_interval_seconds=s.cgroup_walk_interval_seconds,
-                            series_interval_seconds=s.cgroup_series_interval_seconds,
-                            full_interval_seconds=s.cgroup_full_stat_interval_seconds,
-                            host_full_interval_seconds=s.host_full_interval_seconds)
+    return options_from_values(s.model_dump())
+
+
+def options_from_values(v: Mapping[str, Any]) -> CollectorOptions:
+    """The collector options of settings given as plain values (field name -> value)."""
+    return CollectorOptions(proc_root=v["proc_root"], sys_root=v["sys_root"], era=v["era"],
+                            hostname=v["hostname"], page_size_bytes=v["page_size_bytes"],
+                            slub_stats=v["slub_stats"], slub_objects=v["slub_objects"],
+                            walk_interval_seconds=v["cgroup_walk_interval_seconds"],
+                            series_interval_seconds=v["cgroup_series_interval_seconds"],
+                            full_interval_seconds=v["cgroup_full_stat_interval_seconds"],
+                            host_full_interval_seconds=v["host_full_interval_seconds"])
 
 
 class Cadence:
