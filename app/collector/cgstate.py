@@ -53,7 +53,8 @@ class Schemas:
 class Entry:
     """One cgroup's last read figures, compact."""
 
-    __slots__ = ("cgschema", "cgstat", "kmem", "odd", "read_at", "schema", "stat", "usage")
+    __slots__ = ("cgschema", "cgstat", "kmem", "odd", "read_at", "schema", "seen", "stat",
+                 "usage")
 
     def __init__(self) -> None:
         self.stat: array[int] | None = None  # memory.stat values in schema order
@@ -64,6 +65,7 @@ class Entry:
         self.cgschema = -1
         self.odd: dict[str, int] | None = None  # memory.stat values outside u64
         self.read_at: datetime | None = None  # None: listed but never read successfully
+        self.seen: datetime | None = None  # the last listing that had it
 
 
 class FileGone(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from app.collector.daemon import Daemon
 from app.collector.dbsink import DatabaseSink
 from app.collector.push import Pusher, PushSink, Spool
 from app.collector.scrape import Collector, CollectorOptions
+from app.config import Settings
 from app.db.session import make_engine, make_session_factory
 from app.domain.samples import Snapshot
 from app.domain.snapshot_json import snapshot_from_dict
@@ -92,15 +94,22 @@ def test_database_sink_through_the_same_loop(sqlite_url: str) -> None:
     engine.dispose()
 
 
-def test_push_mode_loads_no_database_code() -> None:
+def test_push_daemon_loads_no_database_code_and_no_pydantic(tmp_path: Path) -> None:
+    """As `slabscope collect --push` starts it: settings as JSON on a pipe."""
+    settings = Settings(push_url="http://127.0.0.1:9", token_file=str(tmp_path / "t"),
+                        cgroup_walk_interval_seconds=30, spool_dir=str(tmp_path / "spool"))
+    r, w = os.pipe()
+    os.write(w, settings.model_dump_json().encode())
+    os.close(w)
     code = ("import sys\n"
-            "import app.collector.__main__, app.collector.daemon, app.collector.push\n"
-            "from app.collector.__main__ import _push_sink\n"
-            "from app.config import Settings\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('sqlalchemy', 'alembic', 'psycopg', 'app.db'))\n"
-            "bad += [m for m in sys.modules if m.startswith('app.db')]\n"
-            "print(bad)\n")
+            "from app.collector.__main__ import read_config, _push_sink\n"
+            "import app.collector.daemon, app.collector.push\n"
+            f"c = read_config({r})\n"
+            "print(c.options.walk_interval_seconds, c.push_url, c.spool_max_files)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('sqlalchemy', 'alembic', 'psycopg', 'pydantic', 'pydantic_settings', 'typer')"
+            " or m.startswith('app.db') or m == 'app.config'))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
-    assert out.stdout.strip() == "[]"
+                         text=True, check=True, pass_fds=(r,))
+    os.close(r)
+    assert out.stdout.splitlines() == ["30.0 http://127.0.0.1:9 10000", "[]"]
