@@ -85,16 +85,15 @@ def options_from_values(v: Mapping[str, Any]) -> CollectorOptions:
 class Cadence:
     """Due at the first check, then every `interval` seconds of a monotonic clock."""
 
-    # A tick that starts a hair early (scheduling jitter) still counts as on time.
-    SLACK = 0.02
-
     def __init__(self, interval: float) -> None:
         self.interval = interval
+        # A tick that starts a hair early (scheduling jitter) still counts as on time.
+        self.slack = min(0.02 * interval, 1.0)
         self.next_at: float | None = None
 
     def due(self, now: float) -> bool:
         """Whether it is time; if so, the next time is one interval from now."""
-        if self.next_at is not None and now < self.next_at - self.SLACK * self.interval:
+        if self.next_at is not None and now < self.next_at - self.slack:
             return False
         self.next_at = now + self.interval
         return True

@@ -301,3 +301,12 @@ def test_new_boot_starts_over(tree: Path) -> None:
     s = _at(c, clock, 15)
     assert s.removed == () and s.new_cgroups == ()
     assert s.series is not None and s.full is not None  # a new boot: tables at once
+
+
+def test_a_tick_a_little_early_still_counts() -> None:
+    from app.collector.scrape import Cadence
+    c = Cadence(60)
+    assert c.due(0.0) and not c.due(58.5) and c.due(59.5)  # 0.5 s of jitter: on time
+    assert not c.due(60.0) and c.due(119.6)
+    big = Cadence(21_600)
+    assert big.due(0.0) and not big.due(21_590) and big.due(21_599.5)
