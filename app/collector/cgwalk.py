@@ -32,19 +32,23 @@ from app.domain.samples import CgroupKmemSlabinfo, CgroupSample, RemovedCgroup, 
 class CgroupTracker:
     """The live cgroups of one boot's hierarchies, their last figures, and what changed."""
 
-    def __init__(self, hierarchies: Sequence[Hierarchy], *, kmem_slabinfo: bool) -> None:
+    def __init__(self, hierarchies: Sequence[Hierarchy]) -> None:
         self.states = [HierarchyState(h) for h in hierarchies]
         self.by_kind = {s.kind: s for s in self.states}
-        # v1 memory.kmem.slabinfo lists caches only on <= 5.8 (empty, deprecated since 5.9).
-        self.kmem_slabinfo = kmem_slabinfo and any(
+        self._has_kmem_slabinfo = any(
             s.v1 and os.path.exists(os.path.join(s.h.fs_path, "memory.kmem.slabinfo"))
             for s in self.states)
+        self.kmem_slabinfo = False
         self.listed_at: datetime | None = None  # the previous listing (a tick or a seed)
+
+    def use_kmem_slabinfo(self, era_fills_it: bool) -> None:
+        """Read v1 memory.kmem.slabinfo: it lists caches only on <= 5.8 (empty since 5.9)."""
+        self.kmem_slabinfo = era_fills_it and self._has_kmem_slabinfo
 
     # -- seed -------------------------------------------------------------------------
     def seed(self, cgroups: Iterable[CgroupSample], taken_at: datetime) -> None:
         """Take a stored scrape's cgroups as the previous listing (after a restart)."""
-        for c in cgroups:  # one at a time: the caller may stream them
+        for c in cgroups:  # one at a time: 10,000 dicts never exist at once if streamed
             hs = self.by_kind.get(c.hierarchy)
             if hs is None:
                 continue

@@ -43,11 +43,10 @@ class DatabaseSink:
         try:
             with self.sessions() as s:
                 seed = store.latest_cgroups(s, hostname)
+                if seed is not None:  # inside the session: the cgroups may be streamed
+                    collector.seed_previous(*seed)
         except SQLAlchemyError as err:
             log.warning("could not read the last scrape to seed removals: %s", short(err))
-            return
-        if seed is not None:
-            collector.seed_previous(*seed)
 
     def close(self) -> None:
         """Nothing pending beyond the daemon's backlog."""

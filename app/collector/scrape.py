@@ -127,7 +127,6 @@ class Collector:
         self.clock = clock
         self.wall = wall
         self._boot: _BootState | None = None
-        self._seed: tuple[Iterable[CgroupSample], datetime] | None = None
         self.walk = Cadence(options.walk_interval_seconds)
         self.series = Cadence(options.series_interval_seconds)
         self.full = Cadence(options.full_interval_seconds)
@@ -139,7 +138,8 @@ class Collector:
         The stored cgroups become the previous listing (and their stored figures the last
         read), so a cgroup removed while the daemon was down is reported at the first tick.
         """
-        self._seed = (cgroups, taken_at)
+        state = self._boot_state(hostsrc.read_boot_id(self.options.proc_root))
+        self._tracker(state).seed(cgroups, taken_at)  # consumed now, one at a time
 
     def live_cgroups(self) -> list[CgroupSample]:
         """Every live cgroup's last read, rebuilt from the compact copy (CLI, tests)."""
@@ -150,12 +150,10 @@ class Collector:
         return [tracker.sample(hs, rel, e, errors) for hs in tracker.states
                 for rel, e in hs.entries.items() if e.read_at is not None]
 
-    def _tracker(self, state: _BootState, kmem_slabinfo: bool) -> CgroupTracker:
+    @staticmethod
+    def _tracker(state: _BootState) -> CgroupTracker:
         if state.cgroups is None:
-            state.cgroups = CgroupTracker(state.hierarchies, kmem_slabinfo=kmem_slabinfo)
-            if self._seed is not None:
-                state.cgroups.seed(*self._seed)
-        self._seed = None  # a later boot starts clean: its cgroups were not "removed"
+            state.cgroups = CgroupTracker(state.hierarchies)
         return state.cgroups
 
     # -- per-boot state ---------------------------------------------------------------
@@ -169,7 +167,6 @@ class Collector:
             state.cpus = hostsrc.read_possible(o.sys_root, "cpu")
             state.nodes = hostsrc.read_possible(o.sys_root, "node")
             if self._boot is not None:  # a new boot: every cadence starts over
-                self._seed = None
                 for c in (self.walk, self.series, self.full, self.host_full):
                     c.next_at = None
             self._boot = state
@@ -246,9 +243,9 @@ class Collector:
                 except CollectorError as err:
                     errs.append(("memcg_slabinfo", err))
 
-        memcg, proc_rows, dirs = self._cgroups(state, era is None or era.kmem_slabinfo_filled,
-                                               errs)
-        tracker = self._tracker(state, era is None or era.kmem_slabinfo_filled)
+        memcg, proc_rows, dirs = self._cgroups(state, errs)
+        tracker = self._tracker(state)
+        tracker.use_kmem_slabinfo(era is None or era.kmem_slabinfo_filled)
         series_due = self.series.due(now)
         full_due = self.full.due(now)
         # Tables are built from the compact copy, so a table tick is also a walk tick.
@@ -353,10 +350,10 @@ class Collector:
         return out
 
     def _cgroups(
-        self, state: _BootState, kmem_slabinfo: bool, errs: list[tuple[str, CollectorError]]
+        self, state: _BootState, errs: list[tuple[str, CollectorError]]
     ) -> tuple[MemcgCount, list[ProcCgroupsRow], dict[str, list[str]]]:
         o = self.options
-        tracker = self._tracker(state, kmem_slabinfo)
+        tracker = self._tracker(state)
         by_kind = {h.kind: h for h in state.hierarchies}
         v1 = by_kind.get("memory")
         v2 = by_kind.get("unified")
