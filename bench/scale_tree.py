@@ -321,3 +321,30 @@ def scale_main(n: int, layout: str, *, rss: bool = True) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["standin"]:  # standin --settings-fd N
         standin_daemon()
+
+
+def live_main(n: int) -> None:
+    """Walk/floor and tick CPU on this kernel: n real memory cgroups under a parent of ours."""
+    base = next((p for p in (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup"))
+                 if (p / "memory.stat").exists() or (p / "cgroup.subtree_control").exists()),
+                None)
+    if base is None:
+        print("live: no memory cgroup hierarchy here")
+        return
+    parent = base / "slabscope-bench-live"
+    parent.mkdir(exist_ok=True)
+    try:
+        for i in range(n):
+            (parent / f"cg-{i:05d}").mkdir(exist_ok=True)
+        m = measure(Path("/"), int(os.environ.get("BENCH_REPS", "15")))
+    finally:
+        for d in parent.iterdir():
+            if d.is_dir():
+                d.rmdir()
+        parent.rmdir()
+    print(f"live, {n} real memory cgroups under {parent} ({m['cgroups']} in all)")
+    print(f"one walk / read-and-convert floor:       {m['ratio']:10.2f}x   "
+          f"({m['walk'] * 1e3:.1f} / {m['floor'] * 1e3:.1f} ms CPU)")
+    print(f"steady tick / walk tick:                 {m['steady_tick'] * 1e3:10.1f} / "
+          f"{m['walk_tick'] * 1e3:.1f} ms CPU")
+    print(f"collector CPU at defaults, no sink:      {m['avg'] * 100:10.2f} % of a core")
