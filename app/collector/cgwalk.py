@@ -48,10 +48,12 @@ class CgroupTracker:
     # -- seed -------------------------------------------------------------------------
     def seed(self, cgroups: Iterable[CgroupSample], taken_at: datetime) -> None:
         """Take a stored scrape's cgroups as the previous listing (after a restart)."""
+        seeded = False
         for c in cgroups:  # one at a time: 10,000 dicts never exist at once if streamed
             hs = self.by_kind.get(c.hierarchy)
             if hs is None:
                 continue
+            seeded = True
             e = hs.entries.setdefault(c.path, Entry())
             if c.memory_stat:
                 keys = [k.encode() for k in c.memory_stat]
@@ -65,7 +67,8 @@ class CgroupTracker:
                 e.cgstat = array("Q", (min(max(v, 0), (1 << 64) - 1)
                                        for v in c.cgroup_stat.values()))
             e.usage, e.kmem, e.read_at = c.memory_usage_bytes, c.kmem_usage_bytes, taken_at
-        self.listed_at = taken_at
+        if seeded:  # an empty seed is no listing: else every cgroup would be "new" at once
+            self.listed_at = taken_at
 
     # -- one tick ---------------------------------------------------------------------
     def list_all(self) -> dict[str, list[str]]:

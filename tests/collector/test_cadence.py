@@ -310,3 +310,11 @@ def test_a_tick_a_little_early_still_counts() -> None:
     assert not c.due(60.0) and c.due(119.6)
     big = Cadence(21_600)
     assert big.due(0.0) and not big.due(21_590) and big.due(21_599.5)
+
+
+def test_empty_seed_is_a_fresh_start(tree: Path) -> None:
+    clock = Clock()
+    c = _collector(tree, clock)
+    c.seed_previous([], T0 - timedelta(minutes=5))
+    s = _at(c, clock, 0)
+    assert s.new_cgroups == () and s.removed == () and s.full is not None
