@@ -89,6 +89,14 @@ def collect(
             for c in sorted(snap.caches, key=lambda c: -c.bytes)[:20]:
                 typer.echo(f"{c.name[:27]:<28}{c.num_objs:>12}{c.active_objs:>12}"
                            f"{c.num_slabs:>9}{_human(c.bytes):>12}")
+            if snap.series is not None and len(snap.series):
+                from app.domain.cgtable import USAGE
+                t = snap.series
+                usage = t.column(USAGE)
+                typer.echo(f"{len(t)} cgroups; largest by memory usage:")
+                for i in sorted(range(len(t)), key=lambda i: -(usage[i] or 0))[:10]:
+                    typer.echo(f"  {t.hierarchies[i]:<8}{t.paths[i][:60]:<62}"
+                               f"{_human(usage[i]):>12}")
             for e in snap.errors:
                 typer.echo(f"error: {e.source}: {e.path}: {e.message}", err=True)
         return
@@ -108,7 +116,12 @@ def collect(
                               stdout=subprocess.DEVNULL, check=False)
         if done.returncode != 0:
             raise typer.Exit(2)
-    argv = [sys.executable, "-m", "app.collector"]
+    # The validated settings go to the daemon on an inherited pipe, so it needs no pydantic.
+    r, w = os.pipe()
+    os.write(w, json.dumps(s.model_dump(mode="json")).encode())
+    os.close(w)
+    os.set_inheritable(r, True)
+    argv = [sys.executable, "-m", "app.collector", "--settings-fd", str(r)]
     if ticks is not None:
         argv += ["--ticks", str(ticks)]
     sys.stdout.flush()

@@ -11,6 +11,15 @@
 
 Targets (issue 2): ours <= 1.5x the floor, <= 0.25x node_exporter's CPU, daemon RSS <= 60 MB.
 Only ratios are meaningful on this noisy machine; medians of many repetitions are printed.
+
+`--cgroups N` (issue 8) instead builds a synthetic host of N cgroups on tmpfs (v1 or v2,
+from real memory.stat files: this VM's and the fixtures', values varied per cgroup, each
+directory with as many entries as a real one) and measures, in one process, interleaved:
+  * one cgroup walk (every live cgroup's files read into the compact copy) against the
+    read-and-convert floor of the same files: open+read each, int() of every number;
+  * the CPU of a steady tick (listing, host files, no walk) and of a walk tick;
+then the daemon's peak RSS (VmHWM) at that size in push mode and with a SQLite sink.
+`--live N` measures the walk and ticks on this kernel with N real memory cgroups (root).
 """
 
 from __future__ import annotations
@@ -230,6 +239,21 @@ def postgres_database() -> str | None:
 
 
 def main() -> None:
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("--cgroups", type=int, help="synthetic host of N cgroups (issue 8)")
+    p.add_argument("--layout", choices=("v1", "v2"), default="v2")
+    p.add_argument("--no-rss", action="store_true", help="skip the daemon RSS runs")
+    p.add_argument("--live", type=int, help="N real memory cgroups on this kernel (root)")
+    a = p.parse_args()
+    if a.live:
+        from bench.scale_tree import live_main
+        live_main(a.live)
+        return
+    if a.cgroups:
+        from bench.scale_tree import scale_main
+        scale_main(a.cgroups, a.layout, rss=not a.no_rss)
+        return
     collector = Collector(CollectorOptions())
     cold_start = cpu()
     collector.collect()

@@ -21,7 +21,7 @@ def test_collect_once_json_schema() -> None:
                             *_roots("pre-5.3-v1-memcg-sysfs")])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
-    assert d["schema"] == "slabscope.snapshot/1"
+    assert d["schema"] == "slabscope.snapshot/2"
     assert d["host"]["name"] == "web-frontend-419" and d["host"]["era"] == "pre-5.3"
     assert d["host"]["cpus"] == 4 and d["host"]["cgroup_layout"] == "hybrid"
     assert d["memcg"] == {"num_cgroups": 57, "total": 57, "visible": 4, "dying": 53,
@@ -33,9 +33,11 @@ def test_collect_once_json_schema() -> None:
         "aliases": ["eventpoll_pwq", "fasync_cache"], "object_size": 64, "objs_per_slab": 64,
         "order": 0, "active_objs": 51200, "num_objs": 55296, "num_slabs": 864}
     assert k["bytes"] == 864 * k["pages_per_slab"] * d["host"]["page_size_bytes"]
-    sys_slice = next(c for c in d["cgroups"]
-                     if c["hierarchy"] == "unified" and c["path"] == "/system.slice")
-    assert sys_slice["nr_dying_descendants"] == 1
+    t = d["series"]
+    i = next(i for i, (h, p) in enumerate(zip(t["hierarchies"], t["paths"], strict=True))
+             if (h, p) == ("unified", "/system.slice"))
+    assert t["values"][t["columns"].index("cgroup.stat:nr_dying_descendants")][i] == 1
+    assert d["new_cgroups"] == [] and d["host_full"] is True
     assert d["removed"] == [] and d["errors"] == []
 
 
@@ -44,6 +46,7 @@ def test_collect_once_table() -> None:
     assert r.exit_code == 0
     assert "memcgs: 123 total, 5 visible, 118 dying" in r.stdout
     assert "kmalloc-cg-192" in r.stdout
+    assert "5 cgroups; largest by memory usage:" in r.stdout
 
 
 def test_doctor_explains_what_is_missing() -> None:

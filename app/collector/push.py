@@ -7,7 +7,7 @@ idempotent by snapshot id) removes a file. A refused token stops sending and kee
 `rejected/`, never resent and never deleted. An unreachable server or a 5xx stops this round;
 the next tick tries again. Past `max_files` the oldest snapshots are dropped, counted (sent to
 the server with every push as `X-Slabscope-Spool-Dropped`, exported at /metrics) and logged.
-Only the standard library: a push-mode collector loads no database driver.
+Only the standard library and our domain: a push-mode collector loads no database driver.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from pathlib import Path
+
+from app.collector.daemon import SinkError
+from app.domain.samples import Snapshot
+from app.domain.snapshot_json import encode_snapshot
 
 log = logging.getLogger("slabscope.push")
 
@@ -124,3 +129,37 @@ class Pusher:
 def new_snapshot_id() -> str:
     """A unique id for one snapshot (the server's idempotency key)."""
     return uuid.uuid4().hex
+
+
+class PushSink:
+    """Each snapshot: encoded (tables column by column), gzipped, spooled, then sent.
+
+    The spool is the backlog, so only a failing disk makes a SinkError. No SQLAlchemy here.
+    """
+
+    def __init__(self, spool: Spool, pusher: Pusher, heartbeat: Path | None = None) -> None:
+        self.spool = spool
+        self.pusher = pusher
+        self.heartbeat = heartbeat
+
+    def write(self, snap: Snapshot) -> None:
+        """Spool one snapshot and send what is pending."""
+        sid = new_snapshot_id()
+        z = zlib.compressobj(5, zlib.DEFLATED, 31)  # 31: the gzip container
+        parts = [z.compress(chunk.encode()) for chunk in encode_snapshot(
+            snap, {"snapshot_id": sid, "spool_dropped_total": self.spool.dropped})]
+        parts.append(z.flush())
+        try:
+            self.spool.put(sid, b"".join(parts))
+        except OSError as err:
+            raise SinkError(f"cannot write the spool {self.spool.dir}: {err}") from err
+        del parts
+        self.pusher.flush()
+        if self.heartbeat is not None:
+            self.heartbeat.touch()  # the container health check looks at it
+
+    def close(self) -> None:
+        """One last send of the spool."""
+        self.pusher.flush()
+        log.info("push: %d sent, %d pending, %d dropped", self.pusher.sent,
+                 len(self.spool.pending()), self.spool.dropped)

@@ -2,7 +2,10 @@
 
 The Collector keeps what is constant for a boot (SLUB geometry, cgroup mounts) so a steady
 tick reads only what changes: /proc/slabinfo, /proc/cgroups, /proc/meminfo, /proc/vmstat and
-each cgroup's memory files. It also keeps the previous tick's cgroups to record removals.
+a directory listing of each cgroup hierarchy. Per-cgroup files are read at their own
+cadences (`cgwalk`): new cgroups at once, every cgroup in a periodic walk, series and full
+tables built from the compact copy the walk keeps. Cadences run on an injectable monotonic
+clock, so tests step time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -10,15 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from app.collector import dying
+from app.collector.cgwalk import CgroupTracker
 from app.collector.errors import CollectorError
 from app.collector.sources import cgroups as cgsrc
 from app.collector.sources import host as hostsrc
 from app.collector.sources import procfs, slabinfo, slub
-from app.config import Settings
+from app.collector.sources._files import parse_flat_keyed, read_text
 from app.domain.eras import ERAS, UnknownRelease, era_for_release
 from app.domain.samples import (
     Cache,
@@ -28,13 +34,15 @@ from app.domain.samples import (
     MemcgCount,
     MemcgSlabinfoRow,
     ProcCgroupsRow,
-    RemovedCgroup,
     SlabinfoRow,
     SlubGeometry,
     SlubStats,
     Snapshot,
     SourceError,
 )
+
+if TYPE_CHECKING:  # the daemon process loads no pydantic (8 MB): see __main__.py
+    from app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +60,43 @@ class CollectorOptions:
     page_size_bytes: int | None = None
     slub_stats: bool = False
     slub_objects: bool = False
+    walk_interval_seconds: float = 60.0
+    series_interval_seconds: float = 300.0
+    full_interval_seconds: float = 21_600.0
+    host_full_interval_seconds: float = 3_600.0
 
 
 def options_from(s: Settings) -> CollectorOptions:
     """The collector options of the settings (the CLI and both daemons use this)."""
-    return CollectorOptions(proc_root=s.proc_root, sys_root=s.sys_root, era=s.era,
-                            hostname=s.hostname, page_size_bytes=s.page_size_bytes,
-                            slub_stats=s.slub_stats, slub_objects=s.slub_objects)
+    return options_from_values(s.model_dump())
+
+
+def options_from_values(v: Mapping[str, Any]) -> CollectorOptions:
+    """The collector options of settings given as plain values (field name -> value)."""
+    return CollectorOptions(proc_root=v["proc_root"], sys_root=v["sys_root"], era=v["era"],
+                            hostname=v["hostname"], page_size_bytes=v["page_size_bytes"],
+                            slub_stats=v["slub_stats"], slub_objects=v["slub_objects"],
+                            walk_interval_seconds=v["cgroup_walk_interval_seconds"],
+                            series_interval_seconds=v["cgroup_series_interval_seconds"],
+                            full_interval_seconds=v["cgroup_full_stat_interval_seconds"],
+                            host_full_interval_seconds=v["host_full_interval_seconds"])
+
+
+class Cadence:
+    """Due at the first check, then every `interval` seconds of a monotonic clock."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        # A tick that starts a hair early (scheduling jitter) still counts as on time.
+        self.slack = min(0.02 * interval, 1.0)
+        self.next_at: float | None = None
+
+    def due(self, now: float) -> bool:
+        """Whether it is time; if so, the next time is one interval from now."""
+        if self.next_at is not None and now < self.next_at - self.slack:
+            return False
+        self.next_at = now + self.interval
+        return True
 
 
 @dataclass(slots=True)
@@ -71,6 +109,7 @@ class _BootState:
         default_factory=dict)
     hierarchies: list[cgsrc.Hierarchy] = field(default_factory=list)
     layout: str = "none"
+    cgroups: CgroupTracker | None = None  # built at the first tick (it needs the era)
     # Constant for a boot, read once: kernel release, machine-id, possible CPUs and nodes.
     release: str | None = None
     machine_id: str | None = None
@@ -81,14 +120,41 @@ class _BootState:
 class Collector:
     """Scrapes one host (the one whose /proc and /sys are at the given roots)."""
 
-    def __init__(self, options: CollectorOptions) -> None:
+    def __init__(self, options: CollectorOptions,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.options = options
+        self.clock = clock
+        self.wall = wall
         self._boot: _BootState | None = None
-        self._previous: dict[tuple[str, str], tuple[CgroupSample, datetime]] = {}
+        self.walk = Cadence(options.walk_interval_seconds)
+        self.series = Cadence(options.series_interval_seconds)
+        self.full = Cadence(options.full_interval_seconds)
+        self.host_full = Cadence(options.host_full_interval_seconds)
 
-    def seed_previous(self, cgroups: list[CgroupSample], taken_at: datetime) -> None:
-        """Start removal tracking from a stored scrape (the daemon's last one)."""
-        self._previous = {(c.hierarchy, c.path): (c, taken_at) for c in cgroups}
+    def seed_previous(self, cgroups: Iterable[CgroupSample], taken_at: datetime) -> None:
+        """Start removal tracking from a stored scrape (the daemon's last one).
+
+        The stored cgroups become the previous listing (and their stored figures the last
+        read), so a cgroup removed while the daemon was down is reported at the first tick.
+        """
+        state = self._boot_state(hostsrc.read_boot_id(self.options.proc_root))
+        self._tracker(state).seed(cgroups, taken_at)  # consumed now, one at a time
+
+    def live_cgroups(self) -> list[CgroupSample]:
+        """Every live cgroup's last read, rebuilt from the compact copy (CLI, tests)."""
+        tracker = self._boot.cgroups if self._boot is not None else None
+        if tracker is None:
+            return []
+        errors: list[CollectorError] = []
+        return [tracker.sample(hs, rel, e, errors) for hs in tracker.states
+                for rel, e in hs.entries.items() if e.read_at is not None]
+
+    @staticmethod
+    def _tracker(state: _BootState) -> CgroupTracker:
+        if state.cgroups is None:
+            state.cgroups = CgroupTracker(state.hierarchies)
+        return state.cgroups
 
     # -- per-boot state ---------------------------------------------------------------
     def _boot_state(self, boot_id: str | None) -> _BootState:
@@ -100,8 +166,10 @@ class Collector:
             state.machine_id = hostsrc.read_machine_id(o.proc_root)
             state.cpus = hostsrc.read_possible(o.sys_root, "cpu")
             state.nodes = hostsrc.read_possible(o.sys_root, "node")
+            if self._boot is not None:  # a new boot: every cadence starts over
+                for c in (self.walk, self.series, self.full, self.host_full):
+                    c.next_at = None
             self._boot = state
-            self._previous = {}  # a new boot: cgroups of the old one were not "removed"
         return self._boot
 
     def _refresh_geometry(self, state: _BootState, errors: list[CollectorError]) -> None:
@@ -130,7 +198,8 @@ class Collector:
     def collect(self) -> Snapshot:
         """Read every source once; never raises for a bad or missing file."""
         start = time.perf_counter()
-        taken_at = datetime.now(UTC)
+        now = self.clock()
+        taken_at = self.wall()
         o = self.options
         errs: list[tuple[str, CollectorError]] = []
 
@@ -174,8 +243,21 @@ class Collector:
                 except CollectorError as err:
                     errs.append(("memcg_slabinfo", err))
 
-        memcg, proc_rows, samples = self._cgroups(state, era is None or era.kmem_slabinfo_filled,
-                                                  errs)
+        memcg, proc_rows, dirs = self._cgroups(state, errs)
+        tracker = self._tracker(state)
+        tracker.use_kmem_slabinfo(era is None or era.kmem_slabinfo_filled)
+        series_due = self.series.due(now)
+        full_due = self.full.due(now)
+        # Tables are built from the compact copy, so a table tick is also a walk tick.
+        walk_due = self.walk.due(now) or series_due or full_due
+        if series_due or full_due:
+            self.walk.next_at = now + self.walk.interval
+        new, removed = tracker.tick(dirs, taken_at, walk_due, scratch)
+        del dirs  # 10,000 paths: free before the tables are built
+        series = tracker.series_table() if series_due else None
+        full = tracker.full_table() if full_due else None
+        kmem_rows = tracker.kmem_slabinfo_rows(scratch) if series_due else []
+        note("cgroup", scratch)
         meminfo: dict[str, int] = {}
         vmstat: dict[str, int] = {}
         try:
@@ -187,7 +269,6 @@ class Collector:
         except CollectorError as err:
             errs.append(("vmstat", err))
 
-        removed = self._removed(samples, taken_at)
         return Snapshot(
             taken_at=taken_at,
             duration_seconds=time.perf_counter() - start,
@@ -197,11 +278,15 @@ class Collector:
             meminfo=meminfo,
             vmstat=vmstat,
             caches=tuple(caches),
-            cgroups=tuple(samples),
+            new_cgroups=tuple(new),
+            series=series,
+            full=full,
+            kmem_slabinfo=tuple(kmem_rows),
             memcg_caches=tuple(memcg_children),
             memcg_slabinfo=tuple(memcg_rows),
             removed=tuple(removed),
             errors=tuple(SourceError(s, e.path, e.message) for s, e in errs),
+            host_full=self.host_full.due(now),
         )
 
     def _host(self, state: _BootState, errs: list[tuple[str, CollectorError]]) -> HostIdentity:
@@ -265,24 +350,24 @@ class Collector:
         return out
 
     def _cgroups(
-        self, state: _BootState, kmem_slabinfo: bool, errs: list[tuple[str, CollectorError]]
-    ) -> tuple[MemcgCount, list[ProcCgroupsRow], list[CgroupSample]]:
+        self, state: _BootState, errs: list[tuple[str, CollectorError]]
+    ) -> tuple[MemcgCount, list[ProcCgroupsRow], dict[str, list[str]]]:
         o = self.options
-        scratch: list[CollectorError] = []
+        tracker = self._tracker(state)
         by_kind = {h.kind: h for h in state.hierarchies}
         v1 = by_kind.get("memory")
         v2 = by_kind.get("unified")
         proc_rows: list[ProcCgroupsRow] = []
         dirs: dict[str, list[str]] = {}
-        # /proc/cgroups, the walk, /proc/cgroups again: other processes create and remove
-        # cgroups all the time, so accept the walk only when the count did not move under it.
+        # /proc/cgroups, the listing, /proc/cgroups again: other processes create and remove
+        # cgroups all the time, so accept the listing only when the count did not move.
         for _ in range(CONSISTENT_TRIES):
             try:
                 before = procfs.read_proc_cgroups(o.proc_root)
             except CollectorError as err:
                 errs.append(("proc-cgroups", err))
                 before = []
-            dirs = {h.kind: cgsrc.walk_dirs(h.fs_path) for h in state.hierarchies}
+            dirs = tracker.list_all()
             try:
                 proc_rows = procfs.read_proc_cgroups(o.proc_root)
             except CollectorError:
@@ -290,35 +375,22 @@ class Collector:
             a, b = dying.memory_row(before), dying.memory_row(proc_rows)
             if (a.num_cgroups if a else None) == (b.num_cgroups if b else None):
                 break
-        samples: list[CgroupSample] = []
-        for h in state.hierarchies:
-            reader = cgsrc.TreeReader(h, kmem_slabinfo=kmem_slabinfo and h.kind == "memory")
-            for rel in dirs.get(h.kind, []):
-                sample = reader.read(rel, scratch)
-                if sample is not None:
-                    samples.append(sample)
-        errs.extend(("cgroup", e) for e in scratch)
-
         row = dying.memory_row(proc_rows)
         if v1 is not None and row is not None:
             memcg = dying.count_v1(row.num_cgroups, len(dirs.get("memory", [])))
         elif v2 is not None and v2.memory_controller:
-            root = next((s for s in samples if s.hierarchy == "unified" and s.path == "/"), None)
-            memcg = dying.count_v2(root.cgroup_stat or {} if root else {},
-                                   len(dirs.get("unified", [])))
+            # The root's cgroup.stat every tick: the dying count is a host-level figure.
+            p = os.path.join(v2.fs_path, "cgroup.stat")
+            try:
+                root_stat = parse_flat_keyed(p, read_text(p))
+            except CollectorError as err:
+                errs.append(("cgroup", err))
+                root_stat = {}
+            memcg = dying.count_v2(root_stat, len(dirs.get("unified", [])))
         elif row is None:
             memcg = dying.unavailable("no memory row in /proc/cgroups (memory controller "
                                       "disabled or not built)")
         else:
             memcg = dying.unavailable("no v1 memory hierarchy and no cgroup2 with the memory "
                                       "controller is mounted")
-        return memcg, proc_rows, samples
-
-    def _removed(self, samples: list[CgroupSample], taken_at: datetime) -> list[RemovedCgroup]:
-        now = {(s.hierarchy, s.path): s for s in samples}
-        removed = [
-            RemovedCgroup(h, p, seen, taken_at, dict(s.memory_stat), s.memory_usage_bytes)
-            for (h, p), (s, seen) in self._previous.items() if (h, p) not in now
-        ]
-        self._previous = {k: (s, taken_at) for k, s in now.items()}
-        return removed
+        return memcg, proc_rows, dirs

@@ -1,16 +1,35 @@
 """A Snapshot as JSON-ready dicts: the documented `collect --format json` schema (README).
 
-Sizes are bytes. This is also the shape a collector will push to a central server, so it
-round-trips: `snapshot_from_dict(snapshot_to_dict(s)) == s`.
+Sizes are bytes. This is also the shape a collector pushes to a central server, so it
+round-trips: `snapshot_from_dict(snapshot_to_dict(s)) == s`. Per-cgroup tables (`series`,
+`full`) travel column-wise with exact u64 ints and null where a cgroup lacks the figure;
+`encode_snapshot` writes the same JSON in chunks, one column at a time, so a push of 10,000
+cgroups never holds 600,000 Python ints at once. "slabscope.snapshot/1" (collectors before
+the per-cgroup cadences, a `cgroups` list every tick) is still read.
 """
 
 from __future__ import annotations
 
+import json
+from array import array
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+from app.domain.cgtable import (
+    CGSTAT,
+    KMEM_USAGE,
+    SERIES_CGSTAT_KEYS,
+    SERIES_STAT_KEYS,
+    STAT,
+    USAGE,
+    CgroupTable,
+    stat_columns,
+    table_from_rows,
+)
 from app.domain.samples import (
     Cache,
+    CgroupKmemSlabinfo,
     CgroupSample,
     HostIdentity,
     MemcgChildCache,
@@ -23,7 +42,8 @@ from app.domain.samples import (
     SourceError,
 )
 
-SCHEMA = "slabscope.snapshot/1"
+SCHEMA = "slabscope.snapshot/2"
+SCHEMA_V1 = "slabscope.snapshot/1"
 
 MEMINFO_KEYS = {  # JSON key -> /proc/meminfo key; all in bytes
     "mem_total": "MemTotal",
@@ -72,10 +92,49 @@ def _cgroup(c: CgroupSample) -> dict[str, Any]:
     }
 
 
-def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
-    """The snapshot as plain JSON types."""
+def _table(t: CgroupTable | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {"columns": list(t.columns), "hierarchies": list(t.hierarchies),
+            "paths": list(t.paths), "values": [_column(v, p) for v, p in
+                                               zip(t.values, t.present, strict=True)]}
+
+
+def _column(v: array[int], p: bytes) -> list[int | None]:
+    return [x if q else None for x, q in zip(v, p, strict=True)]
+
+
+def _table_chunks(t: CgroupTable | None) -> Iterator[str]:
+    if t is None:
+        yield "null"
+        return
+    yield (f'{{"columns": {json.dumps(list(t.columns))}, "hierarchies": '
+           f'{json.dumps(list(t.hierarchies))}, "paths": {json.dumps(list(t.paths))}, '
+           '"values": [')
+    for i, (v, p) in enumerate(zip(t.values, t.present, strict=True)):
+        yield (", " if i else "") + json.dumps(_column(v, p))
+    yield "]}"
+
+
+def encode_snapshot(s: Snapshot, envelope: dict[str, Any] | None = None) -> Iterator[str]:
+    """`snapshot_to_dict(s)` as JSON text in chunks (tables column by column).
+
+    With `envelope`, the snapshot is its "snapshot" member (the push body).
+    """
+    head = json.dumps(snapshot_to_dict(s, tables=False))
+    if envelope is not None:
+        yield json.dumps(envelope)[:-1] + (', "snapshot": ' if envelope else '"snapshot": ')
+    yield head[:-1]
+    for name, t in (("series", s.series), ("full", s.full)):
+        yield f', "{name}": '
+        yield from _table_chunks(t)
+    yield "}}" if envelope is not None else "}"
+
+
+def snapshot_to_dict(s: Snapshot, *, tables: bool = True) -> dict[str, Any]:
+    """The snapshot as plain JSON types (tables=False leaves out `series` and `full`)."""
     h = s.host
-    return {
+    d = {
         "schema": SCHEMA,
         "taken_at": s.taken_at.isoformat(),
         "duration_seconds": s.duration_seconds,
@@ -99,7 +158,11 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
              "num_cgroups": r.num_cgroups, "enabled": r.enabled} for r in s.proc_cgroups
         ],
         "caches": [_cache(c) for c in s.caches],
-        "cgroups": [_cgroup(c) for c in s.cgroups],
+        "host_full": s.host_full,
+        "new_cgroups": [_cgroup(c) for c in s.new_cgroups],
+        "kmem_slabinfo": [{"hierarchy": k.hierarchy, "path": k.path,
+                           "rows": [_slabinfo_row(r) for r in k.rows]}
+                          for k in s.kmem_slabinfo],
         "memcg_caches": [
             {"root_cache": m.root_cache, "memcg_serial": m.memcg_serial,
              "cgroup_name": m.cgroup_name, "slabs": m.slabs, "total_objects": m.total_objects,
@@ -115,10 +178,16 @@ def snapshot_to_dict(s: Snapshot) -> dict[str, Any]:
         "removed": [
             {"hierarchy": r.hierarchy, "path": r.path, "last_seen_at": r.last_seen_at.isoformat(),
              "removed_by": r.removed_by.isoformat(), "last_memory_stat": dict(r.last_memory_stat),
-             "last_memory_usage_bytes": r.last_memory_usage_bytes} for r in s.removed
+             "last_memory_usage_bytes": r.last_memory_usage_bytes,
+             "stat_read_at": r.stat_read_at.isoformat() if r.stat_read_at else None}
+            for r in s.removed
         ],
         "errors": [{"source": e.source, "path": e.path, "message": e.message} for e in s.errors],
     }
+    if tables:
+        d["series"] = _table(s.series)
+        d["full"] = _table(s.full)
+    return d
 
 
 def _row_from(d: dict[str, Any]) -> SlabinfoRow:
@@ -131,10 +200,86 @@ def _row_from(d: dict[str, Any]) -> SlabinfoRow:
     )
 
 
+def _cgroup_from(c: dict[str, Any]) -> CgroupSample:
+    return CgroupSample(
+        c["hierarchy"], c["path"], dict(c["memory_stat"]), c["memory_usage_bytes"],
+        c["kmem_usage_bytes"],
+        tuple(_row_from(r) for r in c["kmem_slabinfo"])
+        if c["kmem_slabinfo"] is not None else None,
+        dict(c["cgroup_stat"]) if c["cgroup_stat"] is not None else None,
+    )
+
+
+def _table_from(t: dict[str, Any] | None) -> CgroupTable | None:
+    if t is None:
+        return None
+    columns = tuple(str(c) for c in t["columns"])
+    n = len(t["paths"])
+    if len(t["hierarchies"]) != n or len(t["values"]) != len(columns):
+        raise ValueError("table: one hierarchy per path and one value list per column")
+    values = []
+    present = []
+    for col in t["values"]:
+        if len(col) != n:
+            raise ValueError(f"table: a column has {len(col)} values for {n} paths")
+        # array('Q') raises OverflowError for a negative or > u64 value: a clear ValueError.
+        try:
+            values.append(array("Q", [0 if x is None else x for x in col]))
+        except OverflowError as err:
+            raise ValueError(f"table: a value is not a u64: {err}") from None
+        present.append(bytes(0 if x is None else 1 for x in col))
+    return CgroupTable(columns, tuple(t["hierarchies"]), tuple(t["paths"]), tuple(values),
+                       tuple(present))
+
+
+def _v1_tables(cgroups: list[CgroupSample]) -> tuple[CgroupTable | None, CgroupTable | None]:
+    """A schema-1 `cgroups` list (every cgroup, every tick) as series and full tables."""
+    if not cgroups:
+        return None, None
+    stat_keys = dict.fromkeys(k for c in cgroups for k in c.memory_stat)
+    cg_keys = {k for c in cgroups for k in (c.cgroup_stat or {})}
+    kmem = any(c.kmem_usage_bytes is not None for c in cgroups)
+    keys = [(c.hierarchy, c.path) for c in cgroups]
+    rows = []
+    for c in cgroups:
+        r = {STAT + k: v for k, v in c.memory_stat.items()}
+        r.update({CGSTAT + k: v for k, v in (c.cgroup_stat or {}).items()})
+        if c.memory_usage_bytes is not None:
+            r[USAGE] = c.memory_usage_bytes
+        if c.kmem_usage_bytes is not None:
+            r[KMEM_USAGE] = c.kmem_usage_bytes
+        rows.append(r)
+    series = table_from_rows(stat_columns([k for k in SERIES_STAT_KEYS if k in stat_keys],
+                                          [k for k in SERIES_CGSTAT_KEYS if k in cg_keys],
+                                          usage=True, kmem=kmem), keys, rows)
+    with_stat = [i for i, c in enumerate(cgroups) if c.memory_stat]
+    full = table_from_rows(stat_columns(stat_keys, usage=False), [keys[i] for i in with_stat],
+                           [rows[i] for i in with_stat]) if with_stat else None
+    return series, full
+
+
 def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
-    """Rebuild a Snapshot from `snapshot_to_dict` output (KeyError/TypeError if malformed)."""
-    if d.get("schema") != SCHEMA:
-        raise ValueError(f"unknown snapshot schema {d.get('schema')!r}, want {SCHEMA!r}")
+    """Rebuild a Snapshot from `snapshot_to_dict` output (KeyError/TypeError if malformed).
+
+    Also reads schema 1: its `cgroups` become new_cgroups (the store keeps the first
+    sighting) plus series and full tables.
+    """
+    schema = d.get("schema")
+    if schema not in (SCHEMA, SCHEMA_V1):
+        raise ValueError(f"unknown snapshot schema {schema!r}, want {SCHEMA!r}")
+    if schema == SCHEMA_V1:
+        new = tuple(_cgroup_from(c) for c in d["cgroups"])
+        series, full = _v1_tables(list(new))
+        kmem_rows = tuple(CgroupKmemSlabinfo(c.hierarchy, c.path, c.kmem_slabinfo)
+                          for c in new if c.kmem_slabinfo)
+        host_full = True
+    else:
+        new = tuple(_cgroup_from(c) for c in d["new_cgroups"])
+        series, full = _table_from(d["series"]), _table_from(d["full"])
+        kmem_rows = tuple(CgroupKmemSlabinfo(k["hierarchy"], k["path"],
+                                             tuple(_row_from(r) for r in k["rows"]))
+                          for k in d["kmem_slabinfo"])
+        host_full = bool(d["host_full"])
     h = d["host"]
     m = d["memcg"]
     return Snapshot(
@@ -153,13 +298,10 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
             c["pages_per_slab"], c["order"], c["active_objs"], c["num_objs"], c["num_slabs"],
             c["bytes"], c["slab_size"], c["reclaim_account"], c["partial_slabs"],
             c["cpu_slabs"]) for c in d["caches"]),
-        cgroups=tuple(CgroupSample(
-            c["hierarchy"], c["path"], dict(c["memory_stat"]), c["memory_usage_bytes"],
-            c["kmem_usage_bytes"],
-            tuple(_row_from(r) for r in c["kmem_slabinfo"])
-            if c["kmem_slabinfo"] is not None else None,
-            dict(c["cgroup_stat"]) if c["cgroup_stat"] is not None else None,
-        ) for c in d["cgroups"]),
+        new_cgroups=new,
+        series=series,
+        full=full,
+        kmem_slabinfo=kmem_rows,
         memcg_caches=tuple(MemcgChildCache(
             x["root_cache"], x["memcg_serial"], x["cgroup_name"], x["slabs"],
             x["total_objects"], x["objects"], x["order"], x["object_size"],
@@ -170,6 +312,9 @@ def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
         removed=tuple(RemovedCgroup(
             r["hierarchy"], r["path"], datetime.fromisoformat(r["last_seen_at"]),
             datetime.fromisoformat(r["removed_by"]), dict(r["last_memory_stat"]),
-            r["last_memory_usage_bytes"]) for r in d["removed"]),
+            r["last_memory_usage_bytes"],
+            datetime.fromisoformat(r["stat_read_at"]) if r.get("stat_read_at") else None)
+            for r in d["removed"]),
         errors=tuple(SourceError(e["source"], e["path"], e["message"]) for e in d["errors"]),
+        host_full=host_full,
     )

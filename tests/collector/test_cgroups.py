@@ -5,30 +5,38 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from app.collector.cgstate import HierarchyState
 from app.collector.errors import CollectorError
 from app.collector.scrape import Collector, CollectorOptions
 from app.collector.sources import cgroups as cgsrc
+from app.domain.samples import CgroupSample, Snapshot
+from tests.collector.tables import check_tables
 from tests.conftest import THIRD_PARTY
 
 PCP = THIRD_PARTY / "pcp/cgroups"
+AT = datetime(2026, 1, 1, tzinfo=UTC)
 OCI = THIRD_PARTY / "opencontainers-cgroups"
 
 
-def _collect(root: Path):  # type: ignore[no-untyped-def]
-    return Collector(CollectorOptions(proc_root=str(root / "proc"),
-                                      sys_root=str(root / "sys"))).collect()
+def _collect(root: Path) -> tuple[Snapshot, list[CgroupSample]]:
+    c = Collector(CollectorOptions(proc_root=str(root / "proc"), sys_root=str(root / "sys")))
+    s = c.collect()
+    cgroups = c.live_cgroups()
+    check_tables(s, cgroups)
+    return s, cgroups
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_pcp_memory_stat_per_instance(n: int) -> None:
     exp = json.loads((PCP / "expected-cgroups-root-001-003.json").read_text())[
         f"cgroups-root-00{n}.tgz"]
-    snap = _collect(PCP / exp["unpacked_dir"])
-    v1 = {c.path: c for c in snap.cgroups if c.hierarchy == "memory"}
+    snap, cgroups = _collect(PCP / exp["unpacked_dir"])
+    v1 = {c.path: c for c in cgroups if c.hierarchy == "memory"}
     metrics = exp["upstream_expected"]["metrics"]
     checked = 0
     for metric, per_instance in metrics.items():
@@ -88,29 +96,29 @@ def test_opencontainers_v2_pod_memory_stat_and_current(tmp_path: Path) -> None:
     hier, layout = cgsrc.discover(str(root / "proc"), str(root / "sys"))
     assert layout == "v2" and hier[0].memory_controller
     errors: list[CollectorError] = []
-    c = cgsrc.TreeReader(hier[0], kmem_slabinfo=False).read("/pod", errors)
-    assert errors == [] and c is not None
+    hs = HierarchyState(hier[0])
+    e = hs.read("/pod", AT, errors)
+    assert errors == [] and e is not None
+    c = hs.memory_stat(e)
     parsed = exp["parsed_memory_stat (direct transcription of the input; the upstream test does "
                  "not assert each key)"]
-    assert c.memory_stat == parsed  # all 40 keys, the last one without a newline
-    assert c.memory_usage_bytes == exp["upstream_asserted"][
-        "MemoryStats.Usage.Usage (from memory.current)"]
-    assert c.memory_stat["slab"] == c.memory_stat["slab_reclaimable"] + c.memory_stat[
-        "slab_unreclaimable"]
-    # Without memory.current the read fails with a clear error naming the file.
+    assert c == parsed  # all 40 keys, the last one without a newline
+    assert e.usage == exp["upstream_asserted"]["MemoryStats.Usage.Usage (from memory.current)"]
+    assert c["slab"] == c["slab_reclaimable"] + c["slab_unreclaimable"]
+    # Without memory.current (memory not enabled in the parent) the read still succeeds.
     (root / "sys/fs/cgroup/pod/memory.current").unlink()
     (root / "sys/fs/cgroup/pod/memory.stat").write_text("anon 1\n")
-    errors.clear()
-    c2 = cgsrc.TreeReader(hier[0], kmem_slabinfo=False).read("/pod", errors)
-    assert c2 is not None and c2.memory_usage_bytes is None  # current missing: tolerated
+    e2 = HierarchyState(hier[0]).read("/pod", AT, errors)
+    assert errors == [] and e2 is not None and e2.usage is None
+    assert e2.stat is not None and list(e2.stat) == [1]
 
 
 def test_opencontainers_v1_memory_and_kmem(tmp_path: Path) -> None:
     exp = json.loads((OCI / "expected.json").read_text())["fs-v1-memory"][
         "upstream_asserted (TestMemoryStats)"]
     root = _oci_tree(tmp_path, "v1")
-    snap = _collect(root)
-    pod = next(c for c in snap.cgroups if c.path == "/pod")
+    _snap, cgroups = _collect(root)
+    pod = next(c for c in cgroups if c.path == "/pod")
     assert pod.memory_stat == exp["Stats"]  # "cache 512\nrss 1024" without a newline
     assert pod.memory_usage_bytes == exp["Usage"]["Usage"]
     assert pod.kmem_usage_bytes == exp["KernelUsage (memory.kmem.*)"]["Usage"]
@@ -124,20 +132,26 @@ def test_hostile_names_are_kept_as_text(tmp_path: Path) -> None:
         shutil.copytree(OCI / "fs-v1-memory", mem / name)
     raw = os.fsencode(str(mem)) + b"/bad\xff"
     shutil.copytree(OCI / "fs-v1-memory", raw.decode("utf-8", "surrogateescape"))
-    snap = _collect(root)
-    paths = {c.path for c in snap.cgroups}
+    _snap, cgroups = _collect(root)
+    paths = {c.path for c in cgroups}
     for name in names:
         assert "/" + name in paths
     assert "/bad\\xff" in paths
-    json.dumps([c.path for c in snap.cgroups])  # every path is encodable text
+    json.dumps([c.path for c in cgroups])  # every path is encodable text
 
 
 def test_cgroup_vanishing_mid_scrape_is_an_error_not_a_crash(tmp_path: Path) -> None:
     root = _oci_tree(tmp_path, "v1")
     hier, _ = cgsrc.discover(str(root / "proc"), str(root / "sys"))
-    reader = cgsrc.TreeReader(hier[0], kmem_slabinfo=False)
-    shutil.rmtree(root / "sys/fs/cgroup/memory/pod")
+    hs = HierarchyState(hier[0])
     errors: list[CollectorError] = []
-    assert reader.read("/pod", errors) is None
+    # A file missing from a directory that exists: an error naming it, the entry kept.
+    (root / "sys/fs/cgroup/memory/pod/memory.stat").unlink()
+    e = hs.read("/pod", AT, errors)
+    assert e is not None and e.read_at is None and "/pod" in hs.entries
     (err,) = errors
     assert "removed mid-scrape" in err.message and err.path.endswith("/pod/memory.stat")
+    # The directory gone: not an error, the cgroup is being removed.
+    shutil.rmtree(root / "sys/fs/cgroup/memory/pod")
+    errors.clear()
+    assert hs.read("/pod", AT, errors) is None and errors == []

@@ -1,4 +1,4 @@
-"""The daemon: ticks into the database, survives a database outage, stops cleanly on SIGTERM."""
+"""The daemon: ticks into a sink, survives a sink outage, stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.collector.daemon import Daemon
+from app.collector.dbsink import DatabaseSink
 from app.collector.scrape import Collector, CollectorOptions
 from app.db import models as m
 from app.db import store
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
+from tests.collector.sinks import FailingSink, FakeStore
 from tests.conftest import ERAS, ROOT
 
 
@@ -26,9 +28,10 @@ def _collector() -> Collector:
 
 
 def test_ticks_are_stored(db_url: str) -> None:
+    """The real store (needs the storage branch's write_snapshot for the new Snapshot)."""
     upgrade(db_url)
     engine = make_engine(db_url)
-    d = Daemon(_collector(), make_session_factory(engine), 0.01, max_ticks=3)
+    d = Daemon(_collector(), DatabaseSink(make_session_factory(engine)), 0.01, max_ticks=3)
     stats = d.run()
     assert (stats.ticks, stats.stored, stats.dropped) == (3, 3, 0)
     with make_session_factory(engine)() as s:
@@ -39,33 +42,35 @@ def test_ticks_are_stored(db_url: str) -> None:
 
 
 def test_database_outage_keeps_snapshots_and_replays_in_order(sqlite_url: str) -> None:
-    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    fake = FakeStore(engine)
     down = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none",
                        connect_args={"connect_timeout": 2})
-    d = Daemon(_collector(), make_session_factory(down), 0.01)
+    d = Daemon(_collector(), DatabaseSink(make_session_factory(down), fake.write), 0.01)
     for _ in range(3):
         d.tick()
-    assert (d.stats.stored, len(d.backlog), d.stats.db_failures) == (0, 3, 3)
+    assert (d.stats.stored, len(d.backlog), d.stats.sink_failures) == (0, 3, 3)
     taken = [s.taken_at for s in d.backlog]
-    up = make_engine(sqlite_url)
-    d.sessions = make_session_factory(up)
+    d.sink = DatabaseSink(make_session_factory(engine), fake.write)
     d.tick()
     assert (d.stats.stored, len(d.backlog), d.stats.dropped) == (4, 0, 0)
-    with d.sessions() as s:
-        stored = s.scalars(select(m.Scrape.taken_at).order_by(m.Scrape.id)).all()
-    assert stored[:3] == taken  # written in the order they were taken
-    up.dispose()
+    assert fake.rows()[:3] == [(t.isoformat(), 37) for t in taken]  # in the order taken
+    engine.dispose()
     down.dispose()
 
 
-def test_backlog_bound_drops_oldest_and_counts(sqlite_url: str) -> None:
-    down = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none",
-                       connect_args={"connect_timeout": 2})
-    d = Daemon(_collector(), make_session_factory(down), 0.01, backlog_max=2)
+def test_backlog_bound_drops_oldest_and_counts() -> None:
+    d = Daemon(_collector(), FailingSink(), 0.01, backlog_max=2)
     for _ in range(4):
         d.tick()
-    assert (len(d.backlog), d.stats.dropped) == (2, 2)
-    down.dispose()
+    assert (len(d.backlog), d.stats.dropped, d.stats.sink_failures) == (2, 2, 4)
+
+
+def test_backlog_byte_bound_keeps_the_newest() -> None:
+    d = Daemon(_collector(), FailingSink(), 0.01, backlog_max_bytes=1)
+    for _ in range(3):
+        d.tick()
+    assert (len(d.backlog), d.stats.dropped) == (1, 2)
 
 
 def _scrapes(url: str) -> int:

@@ -5,17 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.collector.scrape import Collector, CollectorOptions
-from app.domain.samples import Snapshot
+from app.domain.samples import CgroupSample, Snapshot
+from tests.collector.tables import check_tables
 from tests.conftest import ERAS, HOST
 
 
-def collect(root: Path, **kw: object) -> Snapshot:
-    return Collector(CollectorOptions(proc_root=str(root / "proc"), sys_root=str(root / "sys"),
-                                      page_size_bytes=4096, **kw)).collect()  # type: ignore[arg-type]
+def collect(root: Path, **kw: object) -> tuple[Snapshot, list[CgroupSample]]:
+    """The first tick and every cgroup it read (checked against its series and full tables)."""
+    c = Collector(CollectorOptions(proc_root=str(root / "proc"), sys_root=str(root / "sys"),
+                                   page_size_bytes=4096, **kw))  # type: ignore[arg-type]
+    s = c.collect()
+    cgroups = c.live_cgroups()
+    check_tables(s, cgroups)
+    return s, cgroups
 
 
 def test_pre53_hybrid_with_per_memcg_caches() -> None:
-    s = collect(ERAS / "pre-5.3-v1-memcg-sysfs", slub_objects=True)
+    s, cgroups = collect(ERAS / "pre-5.3-v1-memcg-sysfs", slub_objects=True)
     h = s.host
     assert (h.hostname, h.kernel_release, h.era, h.cgroup_layout, h.possible_cpus) == (
         "web-frontend-419", "4.19.0-6-amd64", "pre-5.3", "hybrid", 4)
@@ -35,7 +41,7 @@ def test_pre53_hybrid_with_per_memcg_caches() -> None:
                     ("dentry", 57, "<img src=x onerror=alert(1)>", 1, 1),
                     ("inode_cache", 41, "run-r2c4.scope", 1, 2),
                     ("kmalloc-64", 12, "cron.service", 2, 100)]
-    v1 = {c.path: c for c in s.cgroups if c.hierarchy == "memory"}
+    v1 = {c.path: c for c in cgroups if c.hierarchy == "memory"}
     cron = v1["/system.slice/cron.service"]
     assert cron.kmem_usage_bytes == 172_032
     assert cron.memory_stat["cache"] == 2_048_000 and cron.memory_usage_bytes == 2_900_000
@@ -43,31 +49,31 @@ def test_pre53_hybrid_with_per_memcg_caches() -> None:
     assert [(r.name, r.num_objs, r.num_slabs) for r in cron.kmem_slabinfo] == [
         ("dentry", 840, 40), ("kmalloc-64", 128, 2)]
     assert v1["/"].kmem_slabinfo == ()
-    v2 = {c.path: c for c in s.cgroups if c.hierarchy == "unified"}
+    v2 = {c.path: c for c in cgroups if c.hierarchy == "unified"}
     assert v2["/system.slice"].nr_dying_descendants == 1
     assert s.meminfo["Slab"] == 412300 * 1024 and s.meminfo["Percpu"] == 23040 * 1024
     assert s.errors == ()
 
 
 def test_53_memcg_slabinfo_dead_and_deact() -> None:
-    s = collect(ERAS / "5.3-v1-memcg-slabinfo")
+    s, cgroups = collect(ERAS / "5.3-v1-memcg-slabinfo")
     assert (s.host.era, s.host.cgroup_layout, s.host.possible_cpus) == ("5.3", "v1", 8)
     assert (s.memcg.total, s.memcg.visible, s.memcg.dying) == (1203, 3, 1200)
     dead = [(r.name, r.css_id) for r in s.memcg_slabinfo if r.dead]
     deact = [(r.name, r.css_id) for r in s.memcg_slabinfo if r.deact]
     assert dead == [("dentry", 913)] and deact == [("dentry", 2)]
     assert len(s.memcg_slabinfo) == 6
-    ctr = next(c for c in s.cgroups if c.path == "/docker/4f1d")
+    ctr = next(c for c in cgroups if c.path == "/docker/4f1d")
     assert ctr.kmem_slabinfo is not None and ctr.kmem_slabinfo[0].num_objs == 16800
     assert s.errors == ()
 
 
 def test_v2_515_dying_per_subtree_and_unknown_keys() -> None:
-    s = collect(ERAS / "v2-5.15-dying")
+    s, cgroups = collect(ERAS / "v2-5.15-dying")
     assert (s.host.era, s.host.cgroup_layout, s.host.possible_cpus) == ("objcg-kmem", "v2", 16)
     assert (s.memcg.total, s.memcg.visible, s.memcg.dying) == (43, 6, 37)
     assert "nr_dying_descendants" in s.memcg.method
-    by = {c.path: c for c in s.cgroups}
+    by = {c.path: c for c in cgroups}
     assert {p: c.nr_dying_descendants for p, c in by.items()} == {
         "/": 37, "/kubepods.slice": 30, "/kubepods.slice/pod-a": 12,
         "/kubepods.slice/pod-a/ctr-1": 0, "/system.slice": 7, "/system.slice/sshd.service": 0}
@@ -82,12 +88,12 @@ def test_v2_515_dying_per_subtree_and_unknown_keys() -> None:
 
 
 def test_v2_612_prefers_memory_subsys_counts() -> None:
-    s = collect(ERAS / "v2-6.12-subsys")
+    s, cgroups = collect(ERAS / "v2-6.12-subsys")
     assert s.host.possible_cpus == 64
     # 118 dying memcgs, though 120 cgroups are dying (two never had a memory css left).
     assert (s.memcg.total, s.memcg.visible, s.memcg.dying) == (123, 5, 118)
     assert "6.12+" in s.memcg.method
-    root = next(c for c in s.cgroups if c.path == "/")
+    root = next(c for c in cgroups if c.path == "/")
     assert root.cgroup_stat is not None
     assert root.cgroup_stat["nr_dying_subsys_memory"] == 118
     assert root.nr_dying_descendants == 120
@@ -95,14 +101,14 @@ def test_v2_612_prefers_memory_subsys_counts() -> None:
 
 
 def test_slab_allocator_statistics_host() -> None:
-    s = collect(ERAS / "slab-statistics-4.14")
+    s, _cgroups = collect(ERAS / "slab-statistics-4.14")
     assert s.host.era == "pre-5.3" and s.host.cgroup_layout == "none"
     assert [c.name for c in s.caches] == ["dentry", "kmalloc-64", "kmalloc-64"]
     assert s.memcg.dying is None and s.memcg.method.startswith("unavailable")
 
 
 def test_this_host_capture() -> None:
-    s = collect(HOST)
+    s, _cgroups = collect(HOST)
     h = s.host
     assert (h.hostname, h.kernel_release, h.era, h.cgroup_layout) == (
         "vm", "6.18.44-fc-v657", "objcg-kmem", "hybrid")

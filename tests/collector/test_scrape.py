@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from app.collector.scrape import Collector, CollectorOptions
-from app.domain.snapshot_json import snapshot_from_dict, snapshot_to_dict
+from app.domain.snapshot_json import encode_snapshot, snapshot_from_dict, snapshot_to_dict
 from tests.conftest import ERAS
 
 
@@ -22,8 +22,8 @@ def test_malformed_files_give_errors_and_the_rest_is_kept(tmp_path: Path) -> Non
     (root / "proc/slabinfo").write_text("slabinfo - version: 2.1\n# h\ndentry 1 2 3\n")
     (root / "sys/fs/cgroup/memory/user.slice/memory.stat").write_text("cache twelve\n")
     (root / "proc/meminfo").write_bytes(b"\xff\xfe garbage")
-    s = Collector(CollectorOptions(proc_root=str(root / "proc"),
-                                   sys_root=str(root / "sys"))).collect()
+    c = Collector(CollectorOptions(proc_root=str(root / "proc"), sys_root=str(root / "sys")))
+    s = c.collect()
     by = {e.source: e for e in s.errors}
     assert by["slabinfo"].message == "line 3: expected a name and 5 numbers, got 'dentry 1 2 3'"
     assert by["slabinfo"].path.endswith("proc/slabinfo")
@@ -33,7 +33,12 @@ def test_malformed_files_give_errors_and_the_rest_is_kept(tmp_path: Path) -> Non
     assert s.caches == () and s.meminfo == {}
     # Everything else still arrived.
     assert (s.memcg.total, s.memcg.dying) == (57, 53)
-    assert {c.path for c in s.cgroups if c.hierarchy == "memory"} == {
+    # user.slice is kept (listed, its read failed): absent from the full table, in the series.
+    assert s.full is not None and s.series is not None
+    assert {p for h, p in zip(s.full.hierarchies, s.full.paths, strict=True)
+            if h == "memory"} == {"/", "/system.slice", "/system.slice/cron.service"}
+    assert "/user.slice" in s.series.paths
+    assert {x.path for x in c.live_cgroups() if x.hierarchy == "memory"} == {
         "/", "/system.slice", "/system.slice/cron.service"}
     assert len(s.memcg_caches) == 5
 
@@ -50,6 +55,7 @@ def test_removed_cgroup_recorded_with_last_memory_stat(tmp_path: Path) -> None:
     assert r.last_memory_stat["cache"] == 2_048_000
     assert r.last_memory_usage_bytes == 2_900_000
     assert r.last_seen_at == first.taken_at and r.removed_by == second.taken_at
+    assert r.stat_read_at == first.taken_at
     assert c.collect().removed == ()  # reported once
 
 
@@ -62,10 +68,24 @@ def test_new_boot_is_not_a_removal(tmp_path: Path) -> None:
     assert c.collect().removed == ()
 
 
-def test_snapshot_json_round_trip() -> None:
+def test_snapshot_json_round_trip(tmp_path: Path) -> None:
     for tree in sorted(ERAS.iterdir()):
-        s = Collector(CollectorOptions(proc_root=str(tree / "proc"),
-                                       sys_root=str(tree / "sys"))).collect()
-        d = json.loads(json.dumps(snapshot_to_dict(s)))
-        assert snapshot_from_dict(d) == s
-        assert d["memcg"]["dying"] == s.memcg.dying
+        root = _copy(tmp_path, tree.name)
+        c = Collector(CollectorOptions(proc_root=str(root / "proc"),
+                                       sys_root=str(root / "sys")))
+        first = c.collect()  # with series and full tables
+        mem = root / "sys/fs/cgroup/memory"
+        moved = (mem / "system.slice").is_dir()
+        if moved:  # a new cgroup and a removed one in the second tick
+            shutil.copytree(mem / "system.slice", mem / "new.slice")
+            shutil.rmtree(mem / "system.slice")
+        for s in (first, c.collect()):
+            d = json.loads(json.dumps(snapshot_to_dict(s)))
+            assert d["schema"] == "slabscope.snapshot/2"
+            assert snapshot_from_dict(d) == s
+            assert json.loads("".join(encode_snapshot(s))) == d  # the chunked push encoding
+            assert d["memcg"]["dying"] == s.memcg.dying
+        if moved:
+            assert [x.path for x in s.new_cgroups if x.hierarchy == "memory"] == [
+                "/new.slice", "/new.slice/cron.service"]
+            assert d["removed"][0]["stat_read_at"] == first.taken_at.isoformat()

@@ -65,5 +65,7 @@ def parse_flat_keyed(path: str, text: str) -> dict[str, int]:
 
 def fs_name(name: str | bytes) -> str:
     """A directory name as text that is always encodable: undecodable bytes become escapes."""
+    if isinstance(name, str) and name.isascii():
+        return name  # the common case, and no copy: tables share the collector's path strings
     raw = os.fsencode(name)
     return raw.decode("utf-8", "backslashreplace")

@@ -1,5 +1,7 @@
 """Cgroup trees: the v1 memory hierarchy, cgroup2, and hybrid layouts such as this machine's.
 
+This module finds the hierarchies; `app/collector/cgstate.py` lists and reads their cgroups.
+
 Mount points come from `<proc_root>/1/mounts` (the host's init, also right from a container
 with the host's /proc mounted), then `self/mounts`, then `mounts`. A mount point under /sys
 is read below `sys_root`; any other (`/cgroup/memory` on old RHEL) below the parent of
@@ -13,10 +15,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from app.collector.errors import CollectorError, SourceUnavailable
-from app.collector.sources._files import fs_name, parse_flat_keyed, read_int, read_text
-from app.collector.sources.slabinfo import parse_slabinfo
-from app.domain.samples import CgroupSample
+from app.collector.errors import CollectorError
+from app.collector.sources._files import read_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,86 +101,3 @@ def discover(proc_root: str, sys_root: str) -> tuple[list[Hierarchy], str]:
     else:
         layout = "none"
     return found, layout
-
-
-def walk_dirs(root: str) -> list[str]:
-    """Every cgroup directory below root (root included), as paths relative to it."""
-    out = ["/"]
-    stack = [(root, "")]
-    while stack:
-        path, rel = stack.pop()
-        try:
-            it = os.scandir(path)
-        except OSError:
-            continue  # removed while we walked
-        with it:
-            for entry in it:
-                if entry.is_dir(follow_symlinks=False):
-                    child = rel + "/" + entry.name
-                    out.append(child)
-                    stack.append((entry.path, child))
-    return out
-
-
-class TreeReader:
-    """Reads the files of each cgroup of one hierarchy; knows which files the kernel has."""
-
-    def __init__(self, hierarchy: Hierarchy, *, kmem_slabinfo: bool) -> None:
-        # v1 memory.kmem.slabinfo lists caches only on <= 5.8 (empty, deprecated since 5.9).
-        self.hierarchy = hierarchy
-        self.kmem_slabinfo = kmem_slabinfo
-        root = hierarchy.fs_path
-        self._has_kmem = os.path.exists(os.path.join(root, "memory.kmem.usage_in_bytes"))
-        self._has_kmem_slabinfo = self.kmem_slabinfo and os.path.exists(
-            os.path.join(root, "memory.kmem.slabinfo"))
-
-    def read(self, rel: str, errors: list[CollectorError]) -> CgroupSample | None:
-        """Read one cgroup; None (and an error) when it vanished mid-scrape."""
-        d = self.hierarchy.fs_path + (rel if rel != "/" else "")
-        name = fs_name(rel)
-        try:
-            if self.hierarchy.kind == "memory":
-                return self._read_v1(d, name, errors)
-            return self._read_v2(d, name, errors)
-        except SourceUnavailable as err:
-            if not os.path.isdir(d):
-                err = SourceUnavailable(err.path, "cgroup removed mid-scrape")
-            errors.append(err)
-            return None
-        except CollectorError as err:
-            errors.append(err)
-            return None
-
-    def _read_v1(self, d: str, name: str, errors: list[CollectorError]) -> CgroupSample:
-        p = os.path.join(d, "memory.stat")
-        stat = parse_flat_keyed(p, read_text(p))
-        usage = read_int(os.path.join(d, "memory.usage_in_bytes"))
-        kmem = read_int(os.path.join(d, "memory.kmem.usage_in_bytes")) if self._has_kmem \
-            else None
-        slabinfo = None
-        if self._has_kmem_slabinfo:
-            sp = os.path.join(d, "memory.kmem.slabinfo")
-            slabinfo = tuple(parse_slabinfo(sp, read_text(sp), allow_empty=True))
-        return CgroupSample("memory", name, stat, usage, kmem, slabinfo, None)
-
-    def _read_v2(self, d: str, name: str, errors: list[CollectorError]) -> CgroupSample:
-        p = os.path.join(d, "cgroup.stat")
-        cstat = parse_flat_keyed(p, read_text(p))
-        stat: dict[str, int] = {}
-        current = None
-        if self.hierarchy.memory_controller:
-            # memory.* exist only where the parent enabled +memory in subtree_control, and
-            # the root has memory.stat but no memory.current: a missing file here is normal.
-            try:
-                sp = os.path.join(d, "memory.stat")
-                stat = parse_flat_keyed(sp, read_text(sp))
-            except SourceUnavailable:
-                if not os.path.isdir(d):
-                    raise
-            if name != "/":
-                try:
-                    current = read_int(os.path.join(d, "memory.current"))
-                except SourceUnavailable:
-                    if not os.path.isdir(d):
-                        raise
-        return CgroupSample("unified", name, stat, current, None, None, cstat)
