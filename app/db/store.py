@@ -11,6 +11,7 @@ from sqlalchemy import JSON, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
+from app.db import partitions
 from app.db.base import Base
 from app.domain.samples import CgroupSample, Snapshot
 
@@ -164,6 +165,8 @@ def _cgroup_ids(session: Session, host_id: int, snap: Snapshot) -> dict[tuple[st
 
 def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None = None) -> int:
     """Store one snapshot; return the scrape id. Raises SnapshotConflict on a repeated id."""
+    partitions.ensure(session, snap.taken_at)
+    day = partitions.day_of(snap.taken_at)  # every per-scrape row carries it (partition key)
     host = upsert_host(session, snap)
     if snapshot_id is not None and session.scalar(
             select(m.Scrape.id).where(m.Scrape.host_id == host.id,
@@ -192,7 +195,8 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
     sid = scrape.id
     if snap.errors:
         session.execute(insert(m.ScrapeError), [
-            {"scrape_id": sid, "source": e.source, "path": e.path, "message": e.message}
+            {"scrape_id": sid, "taken_day": day, "source": e.source, "path": e.path,
+             "message": e.message}
             for e in snap.errors])
     cache_ids = _cache_ids(session, host.id, snap)
     seen_caches: set[int] = set()
@@ -208,8 +212,9 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
             continue
         seen_caches.add(cid)
         slab_rows.append({
-            "scrape_id": sid, "cache_id": cid, "active_objs_total": c.active_objs,
-            "num_objs_total": c.num_objs, "num_slabs_total": c.num_slabs, "slab_bytes": c.bytes,
+            "scrape_id": sid, "taken_day": day, "cache_id": cid,
+            "active_objs_total": c.active_objs, "num_objs_total": c.num_objs,
+            "num_slabs_total": c.num_slabs, "slab_bytes": c.bytes,
             "partial_slabs_total": c.partial_slabs, "cpu_slabs_total": c.cpu_slabs})
     if slab_rows:
         _insert_rows(session, m.SlabSample, slab_rows)
@@ -224,7 +229,8 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
         done.add(cgid)
         stat = g.cgroup_stat
         cg_rows.append({
-            "scrape_id": sid, "cgroup_id": cgid, "memory_usage_bytes": g.memory_usage_bytes,
+            "scrape_id": sid, "taken_day": day, "cgroup_id": cgid,
+            "memory_usage_bytes": g.memory_usage_bytes,
             "kmem_usage_bytes": g.kmem_usage_bytes, **memory_figures(g.memory_stat),
             "nr_descendants_total": stat.get("nr_descendants") if stat is not None else None,
             "nr_dying_descendants_total": g.nr_dying_descendants,
@@ -232,7 +238,7 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
             "cgroup_stat_json": dict(stat) if stat is not None else None})
         for r in g.kmem_slabinfo or ():
             kmem_rows.append({
-                "scrape_id": sid, "cgroup_id": cgid, "name": r.name,
+                "scrape_id": sid, "taken_day": day, "cgroup_id": cgid, "name": r.name,
                 "active_objs_total": r.active_objs, "num_objs_total": r.num_objs,
                 "object_size_bytes": r.objsize_bytes, "objs_per_slab_total": r.objperslab,
                 "pages_per_slab_total": r.pagesperslab, "num_slabs_total": r.num_slabs})
@@ -242,15 +248,15 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
         _insert_rows(session, m.CgroupKmemCacheSample, kmem_rows)
     if snap.memcg_caches:
         session.execute(insert(m.MemcgCacheSample), [
-            {"scrape_id": sid, "root_cache": x.root_cache, "memcg_serial": x.memcg_serial,
-             "cgroup_name": x.cgroup_name, "slabs_total": x.slabs,
+            {"scrape_id": sid, "taken_day": day, "root_cache": x.root_cache,
+             "memcg_serial": x.memcg_serial, "cgroup_name": x.cgroup_name, "slabs_total": x.slabs,
              "total_objects_total": x.total_objects, "objects_total": x.objects,
              "order": x.order, "object_size_bytes": x.object_size_bytes,
              "objs_per_slab_total": x.objs_per_slab} for x in snap.memcg_caches])
     if snap.memcg_slabinfo:
         session.execute(insert(m.MemcgSlabinfoSample), [
-            {"scrape_id": sid, "name": x.name, "css_id": x.css_id, "dead": x.dead,
-             "deact": x.deact, "active_objs_total": x.active_objs,
+            {"scrape_id": sid, "taken_day": day, "name": x.name, "css_id": x.css_id,
+             "dead": x.dead, "deact": x.deact, "active_objs_total": x.active_objs,
              "num_objs_total": x.num_objs, "active_slabs_total": x.active_slabs,
              "num_slabs_total": x.num_slabs} for x in snap.memcg_slabinfo])
     if snap.removed:
