@@ -53,8 +53,8 @@ class Scrape(Base):
     __tablename__ = "scrape"
     __table_args__ = (
         Index("ix_scrape_host_id_taken_at", "host_id", "taken_at"),
-        # taken_at: PostgreSQL wants the partition key in every unique constraint.
-        UniqueConstraint("host_id", "snapshot_id", "taken_at"),
+        # On PostgreSQL this constraint also holds taken_at, the partition key (0005).
+        UniqueConstraint("host_id", "snapshot_id"),
     )
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))

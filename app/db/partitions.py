@@ -19,6 +19,10 @@ the scrape's time:
   after `cache_id`. One column on both databases keeps one writer path and lets the models
   say NOT NULL everywhere (the schema check compares them).
 
+Unique keys. scrape's (host_id, snapshot_id) becomes (host_id, snapshot_id, taken_at) under
+the same name on PostgreSQL: a snapshot id names one snapshot, hence one time, so a replayed
+push still collides. SQLite keeps the two-column key.
+
 Foreign keys. On PostgreSQL a foreign key to a partitioned table must name a unique key
 that includes the partition key, and detaching a referenced partition re-checks the whole
 referencing table. The per-scrape tables therefore keep no foreign key to `scrape` on
@@ -77,6 +81,7 @@ TABLES: tuple[Partitioned, ...] = (
     # LEAD: Partitioned("cgroup_frame", "taken_at"),
 )
 PARENTS = frozenset(t.table for t in TABLES)
+SCRAPE_UNIQUE = "uq_scrape_host_id_snapshot_id"  # the push idempotency key
 _NAME = re.compile(r"^(?P<table>[a-z_]+)_(?:p(?P<ymd>\d{8})|default)$")
 
 
@@ -131,24 +136,27 @@ def existing_days(session: Session) -> dict[str, set[int]]:
 def create_days(session: Session, days: Iterable[int]) -> list[str]:
     """Create the missing daily partitions of every table; return the names created.
 
-    A day whose rows already sit in the DEFAULT partition cannot get its own partition
-    (PostgreSQL refuses); it is skipped, in a savepoint, and its rows stay in DEFAULT.
+    A day whose rows already sit in a DEFAULT partition cannot get its own partitions
+    (PostgreSQL refuses): the whole day is skipped, in a savepoint, and stays in DEFAULT.
     """
     have = existing_days(session)
     made: list[str] = []
-    for t in TABLES:
-        for day in sorted(set(days) - have[t.table]):
-            name = partition_name(t.table, day)
-            try:
-                with session.begin_nested():
+    for day in sorted(set(days)):
+        missing = [t for t in TABLES if day not in have[t.table]]
+        if not missing:
+            continue
+        try:
+            with session.begin_nested():
+                for t in missing:
                     session.execute(text(
-                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {t.table}"
+                        f"CREATE TABLE IF NOT EXISTS {partition_name(t.table, day)}"
+                        f" PARTITION OF {t.table}"
                         f" FOR VALUES FROM ({_bound(t, day)}) TO ({_bound(t, day + 1)})"))
-            except DBAPIError as err:
-                log.warning("partition %s not created, rows stay in %s: %s", name,
-                            partition_name(t.table, None), str(err.orig).splitlines()[0])
-                continue
-            made.append(name)
+        except DBAPIError as err:
+            log.warning("no partitions for %s, its rows stay in DEFAULT: %s",
+                        day_start(day).date(), str(err.orig).splitlines()[0])
+            continue
+        made += [partition_name(t.table, day) for t in missing]
     return made
 
 
@@ -216,8 +224,9 @@ def purge_default(session: Session, before_day: int) -> int:
 def include_object(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
     """An Alembic include_object filter that hides what partitioning changes on PostgreSQL.
 
-    Partitions are not in the models, and the per-scrape tables have no foreign key to
-    `scrape` there (see the module docstring); everything else is still compared.
+    Partitions are not in the models, the per-scrape tables have no foreign key to `scrape`
+    there, and scrape's unique key also holds taken_at (see the module docstring);
+    everything else is still compared.
     """
     def include(obj: Any, name: str | None, type_: str, reflected: bool,
                 compare_to: Any) -> bool:
@@ -227,6 +236,7 @@ def include_object(dialect: str) -> Callable[[Any, str | None, str, bool, Any], 
             return False
         if type_ == "foreign_key_constraint" and not reflected:
             return not (obj.referred_table.name == "scrape" and obj.table.name in PARENTS)
-        return True
+        # Same name, plus the partition key: (host_id, snapshot_id, taken_at).
+        return not (type_ == "unique_constraint" and name == SCRAPE_UNIQUE)
 
     return include

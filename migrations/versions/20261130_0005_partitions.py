@@ -3,7 +3,7 @@ the per-scrape tables; scrape_hourly.raw_dropped
 
 On PostgreSQL each table is converted with its data: the old table is renamed away, a
 partitioned copy is created from its reflected definition (the partition key added to its
-primary key and unique constraints, no foreign key to `scrape`), daily partitions and a
+primary key and unique constraints under the same names, no foreign key to `scrape`), daily partitions and a
 DEFAULT one are created, the rows are moved, the old table is dropped and its id sequence
 handed over. The downgrade does the reverse. On SQLite only the columns change.
 See app/db/partitions.py for the design.
@@ -81,12 +81,10 @@ def upgrade() -> None:
         op.add_column(table, sa.Column('taken_day', sa.Integer(), nullable=True))
         op.execute(f'UPDATE {table} SET taken_day = (SELECT {_day_sql("s.taken_at", "sqlite")}'
                    f' FROM scrape s WHERE s.id = {table}.scrape_id)')
+        # Rebuilds this table only: nothing references it. (Rebuilding `scrape` itself
+        # would cascade-delete every child row: DROP TABLE deletes with foreign_keys=ON.)
         with op.batch_alter_table(table) as b:
             b.alter_column('taken_day', existing_type=sa.Integer(), nullable=False)
-    with op.batch_alter_table('scrape') as b:
-        b.drop_constraint('uq_scrape_host_id_snapshot_id', type_='unique')
-        b.create_unique_constraint('uq_scrape_host_id_snapshot_id_taken_at',
-                                   ['host_id', 'snapshot_id', 'taken_at'])
 
 
 def downgrade() -> None:
@@ -94,10 +92,6 @@ def downgrade() -> None:
     if bind.dialect.name == 'postgresql':
         _pg_unpartition(bind)
     else:
-        with op.batch_alter_table('scrape') as b:
-            b.drop_constraint('uq_scrape_host_id_snapshot_id_taken_at', type_='unique')
-            b.create_unique_constraint('uq_scrape_host_id_snapshot_id',
-                                       ['host_id', 'snapshot_id'])
         for table, key, _after in SPECS:
             if key == 'taken_day':
                 with op.batch_alter_table(table) as b:
@@ -112,7 +106,7 @@ def _definition(bind: sa.Connection, table: str) -> dict[str, object]:
     return {
         'columns': insp.get_columns(table),
         'pk': insp.get_pk_constraint(table)['constrained_columns'],
-        'uniques': [u['column_names'] for u in insp.get_unique_constraints(table)],
+        'uniques': [(u['name'], u['column_names']) for u in insp.get_unique_constraints(table)],
         'indexes': [(i['name'], i['column_names']) for i in insp.get_indexes(table)
                     if not i.get('unique') and 'duplicates_constraint' not in i],
         'fks': insp.get_foreign_keys(table),
@@ -160,9 +154,9 @@ def _create(bind: sa.Connection, table: str, d: dict[str, object], *, key: str,
 
     pk = with_key(list(d['pk']))  # type: ignore[call-overload]
     cols.append(f'CONSTRAINT pk_{table} PRIMARY KEY ({", ".join(pk)})')
-    for u in d['uniques']:  # type: ignore[attr-defined]
-        u = with_key(list(u))
-        cols.append(f'CONSTRAINT uq_{table}_{"_".join(u)} UNIQUE ({", ".join(u)})')
+    for name, u in d['uniques']:  # type: ignore[attr-defined]
+        # The name stays: scrape's (host_id, snapshot_id) is one constraint to its users.
+        cols.append(f'CONSTRAINT {name} UNIQUE ({", ".join(with_key(list(u)))})')
     for fk in d['fks']:  # type: ignore[attr-defined]
         if fk['referred_table'] == 'scrape':
             continue  # added back after the data on downgrade; none while partitioned
