@@ -191,3 +191,22 @@ def test_concurrent_runs_give_one_result(sessions: sessionmaker[Session],
         _assert_same(_series(s, hosts), before)
         assert _count(s, m.ScrapeHourly) == 2 * 96
         assert _count(s, m.SlabHourly) == 2 * 96 * 5
+
+
+def test_cli_runs_retention(db_url: str, sessions: sessionmaker[Session]) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    seed_history(sessions, hosts=1, start=start - timedelta(days=40), scrapes=12,
+                 interval=timedelta(hours=6))  # all past a 14-day retention
+    out = CliRunner().invoke(cli, ["retention", "--raw-days", "14", "--database", db_url])
+    assert out.exit_code == 0, out.output
+    assert "rolled up 12 host-hours and 60 cache-hours" in out.output
+    assert "deleted 12 raw scrapes" in out.output
+    with sessions() as s:
+        assert _count(s, m.Scrape) == 0
+        assert _count(s, m.ScrapeHourly, m.ScrapeHourly.raw_dropped) == 12
+        if partitions.is_postgres(s):
+            # the writer made 4 days x 7 tables; the migration made today and 3 ahead
+            assert f"dropped {4 * len(partitions.TABLES)} partitions, created 0" in out.output
