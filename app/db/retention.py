@@ -61,6 +61,10 @@ def _at(hour: int) -> datetime:
     return datetime.fromtimestamp(hour * HOUR, UTC)
 
 
+def _hour_of(at: datetime) -> int:
+    return int(at.timestamp()) // HOUR
+
+
 def _floor_hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
@@ -80,7 +84,7 @@ def _dirty(session: Session, to: datetime) -> dict[int, dict[int, bool]]:
         return {}
     lo = _at(min(int(r[1]) for r in raw))
     sh = m.ScrapeHourly
-    rolled = {(r.host_id, int(r.hour_at.timestamp()) // HOUR): (r.scrapes_total, r.raw_dropped)
+    rolled = {(r.host_id, _hour_of(r.hour_at)): (r.scrapes_total, r.raw_dropped)
               for r in session.execute(select(sh.host_id, sh.hour_at, sh.scrapes_total,
                                               sh.raw_dropped)
                                        .where(sh.hour_at >= lo, sh.hour_at < to)).all()}
@@ -163,11 +167,8 @@ def _slab_rows(session: Session, host: int, frm: datetime, upto: datetime
     return out
 
 
-def _final_rows(session: Session, table: Table, where: list[Any], key: tuple[str, ...]
-                ) -> dict[Any, dict[str, Any]]:
-    rows = session.execute(select(table).where(*where)).mappings()
-    return {tuple(int(r[k].timestamp()) // HOUR if k == "hour_at" else r[k] for k in key)
-            if len(key) > 1 else int(r[key[0]].timestamp()) // HOUR: dict(r) for r in rows}
+def _rows(session: Session, table: Table, *where: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in session.execute(select(table).where(*where)).mappings()]
 
 
 def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
@@ -179,17 +180,16 @@ def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
     host_caches = select(m.SlabCache.id).where(m.SlabCache.host_id == host)
     if add:
         hours = [_at(a) for a in sorted(add)]
-        for hour, old in _final_rows(session, sh, [sh.c.host_id == host, sh.c.hour_at.in_(hours)],
-                                     ("hour_at",)).items():
-            _add(old, srows[hour], _SCRAPE_SUMS, "scrapes_total")
-            srows[hour]["raw_dropped"] = True
-        for k, old in _final_rows(session, ch, [ch.c.cache_id.in_(host_caches),
-                                                ch.c.hour_at.in_(hours)],
-                                  ("cache_id", "hour_at")).items():
-            if k in crows:
-                _add(old, crows[k], _SLAB_SUMS, "samples_total")
+        for old in _rows(session, sh, sh.c.host_id == host, sh.c.hour_at.in_(hours)):
+            new = srows[_hour_of(old["hour_at"])]
+            _add(old, new, _SCRAPE_SUMS, "scrapes_total")
+            new["raw_dropped"] = True
+        for old in _rows(session, ch, ch.c.cache_id.in_(host_caches), ch.c.hour_at.in_(hours)):
+            key = (old["cache_id"], _hour_of(old["hour_at"]))
+            if key in crows:
+                _add(old, crows[key], _SLAB_SUMS, "samples_total")
             else:
-                crows[k] = old
+                crows[key] = old
     session.execute(delete(sh).where(sh.c.host_id == host, sh.c.hour_at >= frm,
                                      sh.c.hour_at < upto))
     session.execute(delete(ch).where(ch.c.cache_id.in_(host_caches), ch.c.hour_at >= frm,

@@ -232,7 +232,10 @@ def _pg_unpartition(bind: sa.Connection) -> None:
         kept = [c['name'] for c in defs[t]['columns']  # type: ignore[attr-defined]
                 if after is None or c['name'] != key]
         names = ', '.join(f'"{n}"' for n in kept)
-        op.execute(f'INSERT INTO {t} ({names}) SELECT {names} FROM {t}{new}')
+        # A child row without its scrape cannot go back under the foreign key: leave it.
+        orphan = ('' if after is None else
+                  f' WHERE EXISTS (SELECT 1 FROM scrape s WHERE s.id = {t}{new}.scrape_id)')
+        op.execute(f'INSERT INTO {t} ({names}) SELECT {names} FROM {t}{new}{orphan}')
     for t, _k, _a in reversed(SPECS):
         op.execute(f'DROP TABLE {t}{new}')  # its partitions go with it
         for col, seq in serials[t]:
