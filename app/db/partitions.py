@@ -26,8 +26,9 @@ the same name on PostgreSQL: a snapshot id names one snapshot, hence one time, s
 push still collides. SQLite keeps the two-column key.
 
 Foreign keys. On PostgreSQL a foreign key to a partitioned table must name a unique key
-that includes the partition key, and detaching a referenced partition re-checks the whole
-referencing table. The per-scrape tables therefore keep no foreign key to `scrape` on
+that includes the partition key, and a partition of a referenced table cannot simply be
+dropped: it must be detached first, which queries the referencing table for rows that
+point into it. The per-scrape tables therefore keep no foreign key to `scrape` on
 PostgreSQL (they keep those to `host`, `slab_cache` and `cgroup`): rows are written in their
 scrape's transaction and dropped with it, a day at a time, children first. SQLite keeps the
 cascading keys of the models.
@@ -35,7 +36,10 @@ cascading keys of the models.
 Partitions are named `<table>_pYYYYMMDD`; `<table>_default` takes any row no daily partition
 covers (very late or far-future snapshots), so an insert never fails. The writer path calls
 `ensure` (one cached set lookup per snapshot; the catalog is read when a day is first seen)
-and `slabscope retention` creates days ahead.
+and `slabscope retention` creates days ahead (AHEAD_DAYS), so writers rarely create any.
+Creating or dropping a partition takes an ACCESS EXCLUSIVE lock on its parent until the
+transaction ends: both happen last in short transactions, parents locked in TABLES order
+(as writers insert), so they stall other writers for milliseconds and never deadlock them.
 """
 
 from __future__ import annotations
