@@ -315,28 +315,34 @@ def hosts_list(database: Annotated[str | None, typer.Option()] = None) -> None:
 def retention(
     raw_days: Annotated[float | None, typer.Option(help="Keep raw samples this many days "
                                                    "(default: settings).", min=0)] = None,
-    lookback_hours: Annotated[float, typer.Option(help="Recompute rollups this far back.",
-                                                  min=1)] = 24.0,
+    ahead_days: Annotated[int, typer.Option(help="PostgreSQL: create daily partitions this "
+                                            "many days ahead.", min=1, max=60)] = 3,
     database: Annotated[str | None, typer.Option(help="SQLAlchemy URL.")] = None,
 ) -> None:
-    """Roll raw samples up by the hour and delete raw samples past the retention (cron-safe).
+    """Roll raw samples up by the hour, then drop raw samples past the retention (cron-safe).
 
-    Safe to run twice or while collectors write: whole hours are recomputed in one
-    transaction, and raw data goes only where its hour is rolled up.
+    Every hour that received raw data since its rollup is rolled up again first, however
+    late the data came. PostgreSQL drops whole daily partitions and creates the next days';
+    SQLite deletes rows. Safe to run twice, concurrently, or while collectors write.
     """
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from app.db import retention as ret
     from app.db.session import make_engine, make_session_factory
     s = _settings(database_url=database)
     engine = make_engine(s.database_url)
-    with make_session_factory(engine).begin() as session:
-        r = ret.run(session, datetime.now(UTC), raw_days if raw_days is not None
-                    else s.raw_retention_days, timedelta(hours=lookback_hours))
-    engine.dispose()
+    try:
+        with make_session_factory(engine).begin() as session:
+            r = ret.run(session, datetime.now(UTC), raw_days if raw_days is not None
+                        else s.raw_retention_days, ahead_days)
+    finally:
+        engine.dispose()
     typer.echo(f"rolled up {r.scrape_hours} host-hours and {r.cache_hours} cache-hours "
-               f"({r.hours_from.isoformat() if r.hours_from else '-'} to "
+               f"(from {r.hours_from.isoformat() if r.hours_from else '-'} to "
                f"{r.hours_to.isoformat()}); deleted {r.raw_scrapes_deleted} raw scrapes")
+    if r.partitions_dropped or r.partitions_created:
+        typer.echo(f"dropped {len(r.partitions_dropped)} partitions, created "
+                   f"{len(r.partitions_created)}")
 
 
 class SimFormat(StrEnum):

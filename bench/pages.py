@@ -31,10 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session
 
 from app.collector.scrape import Collector, CollectorOptions
 from app.config import Settings
 from app.db import models as m
+from app.db import partitions
 from app.db import queries as q
 from app.db.migrate import upgrade
 from app.db.session import make_engine
@@ -76,14 +78,16 @@ def rows_for_host(h: int, scrape_id0: int, cache_id0: int, cgroup_id0: int, end:
                 "meminfo_json": {}, "vmstat_json": {}, "proc_cgroups_json": []})
             for j, c in enumerate(caches):
                 grow = (k * (j % 7)) // 30
-                slabs.append({"scrape_id": sid, "cache_id": cache_id0 + j,
+                slabs.append({"scrape_id": sid, "taken_day": partitions.day_of(at),
+                              "cache_id": cache_id0 + j,
                               "active_objs_total": c.active_objs + grow * 10,
                               "num_objs_total": c.num_objs + grow * 10,
                               "num_slabs_total": c.num_slabs + grow,
                               "slab_bytes": (c.num_slabs + grow) * c.pages_per_slab * 4096,
                               "partial_slabs_total": None, "cpu_slabs_total": None})
             for j, _ in enumerate(paths):
-                cgs.append({"scrape_id": sid, "cgroup_id": cgroup_id0 + j,
+                cgs.append({"scrape_id": sid, "taken_day": partitions.day_of(at),
+                            "cgroup_id": cgroup_id0 + j,
                             "memory_usage_bytes": 1_000_000 + j, "kmem_usage_bytes": 4096 * j,
                             "file_bytes": 65536 * j, "anon_bytes": 4096 * j, "shmem_bytes": 0,
                             "slab_bytes": None, "kernel_stack_bytes": None,
@@ -130,6 +134,10 @@ def seed(url: str, hosts: int, days: float, end: datetime) -> int:
             "first_seen_at": end - step * (n - 1), "last_seen_at": end, "removed_at": None}
             for h in range(hosts) for j, p in enumerate(cgroup_paths())])
     pg = engine.dialect.name == "postgresql"
+    if pg:  # daily partitions for the history, as the writer path would have made them
+        with Session(engine) as s, s.begin():
+            partitions.create_days(s, range(partitions.day_of(end - step * (n - 1)),
+                                            partitions.day_of(end) + 1))
     for h in range(hosts):
         with engine.begin() as conn:
             for table, rows in rows_for_host(h, h * n + 1, h * 1000 + 1, h * 1000 + 1, end, n,

@@ -7,6 +7,7 @@ from alembic import context
 from app.config import get_settings
 from app.db import models  # noqa: F401  (registers the tables)
 from app.db.base import Base
+from app.db.partitions import include_object
 from app.db.session import make_engine
 
 config = context.config
@@ -28,14 +29,15 @@ def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         context.configure(connection=connection, target_metadata=target_metadata,
-                          compare_type=True, render_as_batch=True)
+                          compare_type=True, render_as_batch=True,
+                          include_object=include_object(connection.dialect.name))
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = make_engine(_url())
     with engine.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, compare_type=True,
-                          render_as_batch=True)
+                          render_as_batch=True, include_object=include_object(conn.dialect.name))
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,6 +54,7 @@ class Scrape(Base):
     __tablename__ = "scrape"
     __table_args__ = (
         Index("ix_scrape_host_id_taken_at", "host_id", "taken_at"),
+        # On PostgreSQL this constraint also holds taken_at, the partition key (0005).
         UniqueConstraint("host_id", "snapshot_id"),
     )
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
@@ -90,6 +92,8 @@ class ScrapeError(Base):
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
                                            index=True)
+    # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
+    taken_day: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)
@@ -124,6 +128,8 @@ class SlabSample(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)
     scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
                                            primary_key=True)
+    # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
+    taken_day: Mapped[int] = mapped_column(Integer)
     cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
                                           primary_key=True)
     active_objs_total: Mapped[int] = mapped_column(BigInteger)
@@ -182,6 +188,8 @@ class CgroupKmemCacheSample(Base):
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
                                            index=True)
+    # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
+    taken_day: Mapped[int] = mapped_column(Integer)
     cgroup_id: Mapped[int] = mapped_column(ForeignKey("cgroup.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     active_objs_total: Mapped[int] = mapped_column(BigInteger)
@@ -199,6 +207,8 @@ class MemcgCacheSample(Base):
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
                                            index=True)
+    # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
+    taken_day: Mapped[int] = mapped_column(Integer)
     root_cache: Mapped[str] = mapped_column(String(255))
     memcg_serial: Mapped[int] = mapped_column(BigInteger)
     cgroup_name: Mapped[str] = mapped_column(Text)
@@ -217,6 +227,8 @@ class MemcgSlabinfoSample(Base):
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
                                            index=True)
+    # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
+    taken_day: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(255))
     css_id: Mapped[int | None] = mapped_column(Integer)
     dead: Mapped[bool] = mapped_column(Boolean)
@@ -267,6 +279,8 @@ class ScrapeHourly(Base):
                                          primary_key=True)
     hour_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     scrapes_total: Mapped[int] = mapped_column(Integer)
+    # The hour's raw scrapes are gone (retention): late rows add to it, never replace it.
+    raw_dropped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     memcg_dying_sum_total: Mapped[float | None] = mapped_column(Float)
     memcg_dying_max_total: Mapped[int | None] = mapped_column(Integer)
     memcg_live_sum_total: Mapped[float | None] = mapped_column(Float)

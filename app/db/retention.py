@@ -1,25 +1,40 @@
-"""Hourly rollups and raw-sample retention: a job that is safe to run twice (or concurrently
-with collectors), scheduled by cron or a systemd timer (`slabscope retention`).
+"""Hourly rollups and raw-sample retention: a job that is safe to run twice, concurrently, or
+while collectors write, scheduled by cron or a systemd timer (`slabscope retention`).
 
-Rollups keep sums and counts, so any set of hours combines into exact averages. Each run
-recomputes whole hours from a look-back (24 h by default, so snapshots replayed late from a
-collector's spool are rolled in) up to the last complete hour: delete those hours' rollup
-rows, insert them again, in one transaction. Raw scrapes (and, by cascade, their slab and
-cgroup samples) older than the retention are deleted only where their hour is rolled up.
+Rollups keep sums and counts, so any set of hours combines into exact averages.
+
+Which hours are rolled up: every (host, complete hour) whose raw scrape count differs from
+its rollup's count, however old: new hours, and hours that received late snapshots (a
+collector's spool replays up to ~41 h late). A host-hour is recomputed from its raw rows
+and replaces its rollup; a scrape's samples are written in its transaction, so equal scrape
+counts mean an unchanged hour. A rollup whose raw rows were dropped (`raw_dropped`) is
+final: rows arriving later still are added to it and deleted at once.
+
+Raw data older than the retention goes only after its hours are rolled up. PostgreSQL drops
+whole daily partitions (app/db/partitions.py): after the rollup, the run locks the
+partitioned parents (writers wait a few milliseconds), rolls up whatever committed since in
+the expiring days, and drops their partitions. SQLite deletes rows by whole hours, in
+batches. Two runs never interleave: a transaction-scoped advisory lock on PostgreSQL, an
+immediate write transaction on SQLite.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
+from app.db import partitions
+from app.db.base import Base
 from app.db.queries import epoch_seconds
 
 HOUR = 3600
+LOCK_KEY = 0x736C616273636F70  # "slabscop": pg_advisory_xact_lock key of retention runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,88 +46,256 @@ class RetentionReport:
     scrape_hours: int
     cache_hours: int
     raw_scrapes_deleted: int
+    partitions_dropped: tuple[str, ...] = ()
+    partitions_created: tuple[str, ...] = ()
 
 
-def _hour(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
+@dataclass(frozen=True, slots=True)
+class _Rolled:
+    first: datetime | None
+    scrape_hours: int
+    cache_hours: int
 
 
-def rollup(session: Session, now: datetime, lookback: timedelta = timedelta(hours=24)
-           ) -> tuple[datetime | None, datetime, int, int]:
-    """Recompute the hourly rollups of [last rolled hour - lookback, last complete hour)."""
-    to = now.replace(minute=0, second=0, microsecond=0)
-    last = session.scalar(select(func.max(m.ScrapeHourly.hour_at)))
-    oldest_raw = session.scalar(select(func.min(m.Scrape.taken_at)))
-    if oldest_raw is None:
-        return None, to, 0, 0
-    # Never recompute an hour whose raw rows are gone: delete_raw cuts at hour boundaries,
-    # so the oldest remaining raw hour is complete.
-    floor_raw = oldest_raw.replace(minute=0, second=0, microsecond=0)
-    frm = max(last - lookback, floor_raw) if last is not None else floor_raw
-    if frm >= to:
-        return frm, to, 0, 0
-    h = func.floor(epoch_seconds(m.Scrape.taken_at) / HOUR)
+def _at(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * HOUR, UTC)
+
+
+def _hour_of(at: datetime) -> int:
+    return int(at.timestamp()) // HOUR
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _children() -> list[Table]:
+    # The per-scrape tables, from the one list partitions.py keeps.
+    return [Base.metadata.tables[t.table] for t in partitions.TABLES if t.table != "scrape"]
+
+
+def _dirty(session: Session, to: datetime) -> dict[int, dict[int, bool]]:
+    """host -> {hour: add (True: the rollup is final, add to it)} of the hours to roll up."""
     s = m.Scrape
-    rows = session.execute(
-        select(s.host_id, h, func.count(s.id), func.sum(s.memcg_dying_total),
-               func.max(s.memcg_dying_total), func.sum(s.memcg_visible_total),
-               func.sum(s.memcg_total), func.sum(s.slab_bytes), func.sum(s.sreclaimable_bytes),
-               func.sum(s.sunreclaim_bytes), func.sum(s.percpu_bytes),
-               func.sum(s.kernel_stack_bytes), func.sum(s.shmem_bytes))
-        .where(s.taken_at >= frm, s.taken_at < to).group_by(s.host_id, h)).all()
-    session.execute(delete(m.ScrapeHourly).where(m.ScrapeHourly.hour_at >= frm,
-                                                 m.ScrapeHourly.hour_at < to))
-    if rows:
-        session.execute(insert(m.ScrapeHourly), [{
-            "host_id": r[0], "hour_at": _hour(float(r[1]) * HOUR), "scrapes_total": r[2],
-            "memcg_dying_sum_total": r[3], "memcg_dying_max_total": r[4],
-            "memcg_live_sum_total": r[5], "memcg_total_sum_total": r[6],
-            "slab_bytes_sum": r[7], "sreclaimable_bytes_sum": r[8],
-            "sunreclaim_bytes_sum": r[9], "percpu_bytes_sum": r[10],
-            "kernel_stack_bytes_sum": r[11], "shmem_bytes_sum": r[12]} for r in rows])
-    ss = m.SlabSample
-    crow = session.execute(
-        select(ss.cache_id, h, func.count(), func.sum(ss.slab_bytes),
-               func.sum(ss.num_objs_total), func.sum(ss.active_objs_total),
-               func.sum(ss.num_slabs_total))
-        .join(s, s.id == ss.scrape_id).where(s.taken_at >= frm, s.taken_at < to)
-        .group_by(ss.cache_id, h)).all()
-    session.execute(delete(m.SlabHourly).where(m.SlabHourly.hour_at >= frm,
-                                               m.SlabHourly.hour_at < to))
-    if crow:
-        session.execute(insert(m.SlabHourly), [{
-            "cache_id": r[0], "hour_at": _hour(float(r[1]) * HOUR), "samples_total": r[2],
-            "slab_bytes_sum": r[3], "num_objs_sum_total": r[4], "active_objs_sum_total": r[5],
-            "num_slabs_sum_total": r[6]} for r in crow])
-    return frm, to, len(rows), len(crow)
+    h = func.floor(epoch_seconds(s.taken_at) / HOUR)
+    raw = session.execute(select(s.host_id, h, func.count()).where(s.taken_at < to)
+                          .group_by(s.host_id, h)).all()
+    if not raw:
+        return {}
+    lo = _at(min(int(r[1]) for r in raw))
+    sh = m.ScrapeHourly
+    rolled = {(r.host_id, _hour_of(r.hour_at)): (r.scrapes_total, r.raw_dropped)
+              for r in session.execute(select(sh.host_id, sh.hour_at, sh.scrapes_total,
+                                              sh.raw_dropped)
+                                       .where(sh.hour_at >= lo, sh.hour_at < to)).all()}
+    out: dict[int, dict[int, bool]] = {}
+    for host, hour, n in raw:
+        have = rolled.get((host, int(hour)))
+        if have is None or have[1] or have[0] != n:
+            out.setdefault(host, {})[int(hour)] = have is not None and bool(have[1])
+    return out
+
+
+def _runs(hours: Iterable[int]) -> list[tuple[int, int]]:
+    """Contiguous [first, last] runs of sorted hours."""
+    runs: list[tuple[int, int]] = []
+    for hr in sorted(hours):
+        if runs and runs[-1][1] == hr - 1:
+            runs[-1] = (runs[-1][0], hr)
+        else:
+            runs.append((hr, hr))
+    return runs
+
+
+_SCRAPE_SUMS = ("memcg_dying_sum_total", "memcg_live_sum_total", "memcg_total_sum_total",
+                "slab_bytes_sum", "sreclaimable_bytes_sum", "sunreclaim_bytes_sum",
+                "percpu_bytes_sum", "kernel_stack_bytes_sum", "shmem_bytes_sum")
+_SLAB_SUMS = ("slab_bytes_sum", "num_objs_sum_total", "active_objs_sum_total",
+              "num_slabs_sum_total")
+
+
+def _add(old: dict[str, Any], new: dict[str, Any], sums: Sequence[str], count: str) -> None:
+    """Fold an older rollup row into a new one (sums and counts add, maxima max)."""
+    new[count] += old[count]
+    for k in sums:
+        if old[k] is not None:
+            new[k] = float(old[k]) + float(new[k] or 0)
+    if "memcg_dying_max_total" in new and old["memcg_dying_max_total"] is not None:
+        new["memcg_dying_max_total"] = max(new["memcg_dying_max_total"] or 0,
+                                           old["memcg_dying_max_total"])
+
+
+def _scrape_rows(session: Session, host: int, frm: datetime, upto: datetime
+                 ) -> dict[int, dict[str, Any]]:
+    s = m.Scrape
+    h = func.floor(epoch_seconds(s.taken_at) / HOUR)
+    out = {}
+    for r in session.execute(
+            select(h, func.count(s.id), func.sum(s.memcg_dying_total),
+                   func.max(s.memcg_dying_total), func.sum(s.memcg_visible_total),
+                   func.sum(s.memcg_total), func.sum(s.slab_bytes),
+                   func.sum(s.sreclaimable_bytes), func.sum(s.sunreclaim_bytes),
+                   func.sum(s.percpu_bytes), func.sum(s.kernel_stack_bytes),
+                   func.sum(s.shmem_bytes))
+            .where(s.host_id == host, s.taken_at >= frm, s.taken_at < upto).group_by(h)).all():
+        out[int(r[0])] = {
+            "host_id": host, "hour_at": _at(int(r[0])), "scrapes_total": r[1],
+            "memcg_dying_max_total": r[3], "raw_dropped": False,
+            **{k: r[i] for k, i in zip(_SCRAPE_SUMS, (2, 4, 5, 6, 7, 8, 9, 10, 11),
+                                       strict=True)}}
+    return out
+
+
+def _slab_rows(session: Session, host: int, frm: datetime, upto: datetime
+               ) -> dict[tuple[int, int], dict[str, Any]]:
+    s, ss = m.Scrape, m.SlabSample
+    h = func.floor(epoch_seconds(s.taken_at) / HOUR)
+    out = {}
+    for r in session.execute(
+            select(ss.cache_id, h, func.count(), func.sum(ss.slab_bytes),
+                   func.sum(ss.num_objs_total), func.sum(ss.active_objs_total),
+                   func.sum(ss.num_slabs_total))
+            .join(s, s.id == ss.scrape_id)
+            .where(s.host_id == host, s.taken_at >= frm, s.taken_at < upto,
+                   # the partition key: PostgreSQL reads only these days' partitions
+                   ss.taken_day >= partitions.day_of(frm),
+                   ss.taken_day <= partitions.day_of(upto - timedelta(microseconds=1)))
+            .group_by(ss.cache_id, h)).all():
+        out[(r[0], int(r[1]))] = {
+            "cache_id": r[0], "hour_at": _at(int(r[1])), "samples_total": r[2],
+            **dict(zip(_SLAB_SUMS, r[3:], strict=True))}
+    return out
+
+
+def _rows(session: Session, table: Table, *where: Any) -> list[dict[str, Any]]:
+    return [dict(r) for r in session.execute(select(table).where(*where)).mappings()]
+
+
+def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
+              ) -> tuple[int, int]:
+    """Recompute a host's hours [first, last]; hours in `add` fold in their final rollup."""
+    frm, upto = _at(first), _at(last + 1)
+    srows, crows = _scrape_rows(session, host, frm, upto), _slab_rows(session, host, frm, upto)
+    sh, ch = Base.metadata.tables["scrape_hourly"], Base.metadata.tables["slab_hourly"]
+    host_caches = select(m.SlabCache.id).where(m.SlabCache.host_id == host)
+    if add:
+        hours = [_at(a) for a in sorted(add)]
+        for old in _rows(session, sh, sh.c.host_id == host, sh.c.hour_at.in_(hours)):
+            new = srows[_hour_of(old["hour_at"])]
+            _add(old, new, _SCRAPE_SUMS, "scrapes_total")
+            new["raw_dropped"] = True
+        for old in _rows(session, ch, ch.c.cache_id.in_(host_caches), ch.c.hour_at.in_(hours)):
+            key = (old["cache_id"], _hour_of(old["hour_at"]))
+            if key in crows:
+                _add(old, crows[key], _SLAB_SUMS, "samples_total")
+            else:
+                crows[key] = old
+    session.execute(delete(sh).where(sh.c.host_id == host, sh.c.hour_at >= frm,
+                                     sh.c.hour_at < upto))
+    session.execute(delete(ch).where(ch.c.cache_id.in_(host_caches), ch.c.hour_at >= frm,
+                                     ch.c.hour_at < upto))
+    if srows:
+        session.execute(insert(sh), list(srows.values()))
+    if crows:
+        session.execute(insert(ch), list(crows.values()))
+    for a in add:  # late rows of a final hour are counted now, so they go now
+        _delete_scrapes(session, list(session.scalars(select(m.Scrape.id).where(
+            m.Scrape.host_id == host, m.Scrape.taken_at >= _at(a),
+            m.Scrape.taken_at < _at(a + 1)))))
+    return len(srows), len(crows)
+
+
+def _delete_scrapes(session: Session, ids: list[int]) -> None:
+    """Delete scrapes and their rows in every per-scrape table (no cascade is relied on)."""
+    if not ids:
+        return
+    for child in _children():
+        session.execute(delete(child).where(child.c.scrape_id.in_(ids)))
+    session.execute(delete(m.Scrape).where(m.Scrape.id.in_(ids)))
+
+
+def rollup(session: Session, now: datetime, before: datetime | None = None) -> _Rolled:
+    """Roll up every complete hour (before `before`) whose raw rows changed since its rollup."""
+    to = _floor_hour(now) if before is None else min(_floor_hour(now), before)
+    dirty = _dirty(session, to)
+    sh_n = ch_n = 0
+    for host, hours in sorted(dirty.items()):
+        for first, last in _runs(hours):
+            a, b = _roll_run(session, host, first, last,
+                             {h for h in range(first, last + 1) if hours[h]})
+            sh_n, ch_n = sh_n + a, ch_n + b
+    first_hour = min((min(h) for h in dirty.values()), default=None)
+    return _Rolled(None if first_hour is None else _at(first_hour), sh_n, ch_n)
+
+
+def _mark_dropped(session: Session, limit: datetime) -> None:
+    sh = m.ScrapeHourly
+    session.execute(update(sh).where(sh.hour_at < limit, sh.raw_dropped.is_(False))
+                    .values(raw_dropped=True))
 
 
 def delete_raw(session: Session, now: datetime, raw_days: float, batch: int = 5000) -> int:
-    """Delete raw scrapes older than `raw_days` whose hour is rolled up (samples cascade)."""
-    cutoff = now - timedelta(days=raw_days)
-    rolled = session.scalar(select(func.max(m.ScrapeHourly.hour_at)))
-    if rolled is None:
-        return 0
-    # Whole hours only, and only hours already rolled up.
-    limit = min(cutoff, rolled + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    """Delete raw scrapes older than `raw_days`, by whole hours, in batches (SQLite)."""
+    limit = _floor_hour(now - timedelta(days=raw_days))
     total = 0
     while True:
         ids = list(session.scalars(select(m.Scrape.id).where(m.Scrape.taken_at < limit)
                                    .order_by(m.Scrape.id).limit(batch)))
         if not ids:
-            return total
-        # Children first: SQLite only cascades with foreign_keys=ON, which we set; this does
-        # not depend on it.
-        for child in (m.SlabSample, m.CgroupFrame, m.CgroupKmemCacheSample,
-                      m.MemcgCacheSample, m.MemcgSlabinfoSample, m.ScrapeError):
-            session.execute(delete(child).where(child.scrape_id.in_(ids)))
-        session.execute(delete(m.Scrape).where(m.Scrape.id.in_(ids)))
+            break
+        _delete_scrapes(session, ids)
         total += len(ids)
+    _mark_dropped(session, limit)
+    return total
+
+
+def drop_partitions(session: Session, now: datetime, raw_days: float) -> tuple[int, list[str]]:
+    """Drop the daily partitions that ended before the retention (PostgreSQL).
+
+    Writers wait on the parents' lock while the expiring days are rolled up once more (rows
+    committed since the first pass) and dropped; rows in DEFAULT are deleted by time.
+    """
+    cut = partitions.day_of(now - timedelta(days=raw_days))
+    limit = partitions.day_start(cut)
+    names = partitions.expired(session, cut)
+    stray = session.scalar(text("SELECT EXISTS (SELECT 1 FROM scrape_default"
+                                " WHERE taken_at < :limit)"), {"limit": limit})
+    if not names and not stray:
+        return 0, []
+    partitions.lock_parents(session)
+    rollup(session, now, before=limit)
+    gone = int(session.scalar(select(func.count()).select_from(m.Scrape)
+                              .where(m.Scrape.taken_at < limit)) or 0)
+    partitions.drop(session, names)
+    partitions.purge_default(session, cut)
+    _mark_dropped(session, limit)
+    return gone, names
+
+
+def _serialize(session: Session) -> None:
+    """Let one run at a time through (the other waits, then finds the work done)."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
+    elif conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        if raw is not None and not raw.in_transaction:
+            # Take the write lock before reading: decisions made on a stale read would
+            # fold late rows twice.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def run(session: Session, now: datetime, raw_days: float,
-        lookback: timedelta = timedelta(hours=24)) -> RetentionReport:
-    """Roll up, then delete what the rollups now cover and the retention no longer keeps."""
-    frm, to, sh, ch = rollup(session, now, lookback)
-    deleted = delete_raw(session, now, raw_days)
-    return RetentionReport(frm, to, sh, ch, deleted)
+        ahead_days: int = partitions.AHEAD_DAYS) -> RetentionReport:
+    """Roll up, then drop what the rollups now cover and the retention no longer keeps."""
+    _serialize(session)
+    rolled = rollup(session, now)
+    made: list[str] = []
+    if partitions.is_postgres(session):
+        deleted, dropped = drop_partitions(session, now, raw_days)
+        today = partitions.day_of(now)
+        made = partitions.create_days(session, range(today, today + ahead_days + 1))
+    else:
+        deleted, dropped = delete_raw(session, now, raw_days), []
+    return RetentionReport(rolled.first, _floor_hour(now), rolled.scrape_hours,
+                           rolled.cache_hours, deleted, tuple(dropped), tuple(made))

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models as m
+from app.db import partitions
 from app.db.base import Base
 from app.db.cgroups import latest_cgroups
 from app.db.frames import memory_figures
@@ -88,6 +89,7 @@ def upsert_host(session: Session, snap: Snapshot) -> m.Host:
 
 def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None = None) -> int:
     """Store one snapshot; return the scrape id. Raises SnapshotConflict on a repeated id."""
+    partitions.ensure(session, snap.taken_at)  # PostgreSQL: the day's partitions exist
     host_id = upsert_host(session, snap).id
     sid = _write_scrape(session, host_id, snap, snapshot_id)
     _write_errors(session, sid, snap)
@@ -142,7 +144,8 @@ def _write_scrape(session: Session, host_id: int, snap: Snapshot,
 def _write_errors(session: Session, sid: int, snap: Snapshot) -> None:
     if snap.errors:
         session.execute(insert(_table(m.ScrapeError)), [
-            {"scrape_id": sid, "source": e.source, "path": e.path, "message": e.message}
+            {"scrape_id": sid, "taken_day": partitions.day_of(snap.taken_at),
+             "source": e.source, "path": e.path, "message": e.message}
             for e in snap.errors])
 
 
@@ -181,6 +184,7 @@ def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]
 
 def _write_slab_samples(session: Session, sid: int, cache_ids: dict[str, int],
                         snap: Snapshot) -> None:
+    day = partitions.day_of(snap.taken_at)
     rows: dict[int, dict[str, Any]] = {}
     for c in snap.caches:
         cid = cache_ids[c.name]
@@ -192,7 +196,8 @@ def _write_slab_samples(session: Session, sid: int, cache_ids: dict[str, int],
                 row[k] += v
             continue
         rows[cid] = {
-            "scrape_id": sid, "cache_id": cid, "active_objs_total": c.active_objs,
+            "scrape_id": sid, "taken_day": day, "cache_id": cid,
+            "active_objs_total": c.active_objs,
             "num_objs_total": c.num_objs, "num_slabs_total": c.num_slabs, "slab_bytes": c.bytes,
             "partial_slabs_total": c.partial_slabs, "cpu_slabs_total": c.cpu_slabs}
     _insert_rows(session, m.SlabSample, list(rows.values()))
@@ -306,7 +311,8 @@ def _write_kmem(session: Session, sid: int, snap: Snapshot, cg: _Cgroups) -> Non
         return
     _ensure(session, [(k.hierarchy, k.path) for k in snap.kmem_slabinfo], cg, snap.taken_at)
     _insert_rows(session, m.CgroupKmemCacheSample, [
-        {"scrape_id": sid, "cgroup_id": cg.ids[(k.hierarchy, k.path)], "name": r.name,
+        {"scrape_id": sid, "taken_day": partitions.day_of(snap.taken_at),
+         "cgroup_id": cg.ids[(k.hierarchy, k.path)], "name": r.name,
          "active_objs_total": r.active_objs, "num_objs_total": r.num_objs,
          "object_size_bytes": r.objsize_bytes, "objs_per_slab_total": r.objperslab,
          "pages_per_slab_total": r.pagesperslab, "num_slabs_total": r.num_slabs}
@@ -314,16 +320,17 @@ def _write_kmem(session: Session, sid: int, snap: Snapshot, cg: _Cgroups) -> Non
 
 
 def _write_memcg(session: Session, sid: int, snap: Snapshot) -> None:
+    day = partitions.day_of(snap.taken_at)
     if snap.memcg_caches:
         _insert_rows(session, m.MemcgCacheSample, [
-            {"scrape_id": sid, "root_cache": x.root_cache, "memcg_serial": x.memcg_serial,
+            {"scrape_id": sid, "taken_day": day, "root_cache": x.root_cache, "memcg_serial": x.memcg_serial,
              "cgroup_name": x.cgroup_name, "slabs_total": x.slabs,
              "total_objects_total": x.total_objects, "objects_total": x.objects,
              "order": x.order, "object_size_bytes": x.object_size_bytes,
              "objs_per_slab_total": x.objs_per_slab} for x in snap.memcg_caches])
     if snap.memcg_slabinfo:
         _insert_rows(session, m.MemcgSlabinfoSample, [
-            {"scrape_id": sid, "name": x.name, "css_id": x.css_id, "dead": x.dead,
+            {"scrape_id": sid, "taken_day": day, "name": x.name, "css_id": x.css_id, "dead": x.dead,
              "deact": x.deact, "active_objs_total": x.active_objs,
              "num_objs_total": x.num_objs, "active_slabs_total": x.active_slabs,
              "num_slabs_total": x.num_slabs} for x in snap.memcg_slabinfo])
