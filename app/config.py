@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Where `slabscope serve` listens.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
+    # Server processes of `slabscope serve`; they share nothing but the database.
+    web_workers: int = Field(default=1, ge=1, le=64)
 
 
 @lru_cache(maxsize=1)
