@@ -303,5 +303,6 @@ class AlertState(Base):
     __tablename__ = "alert_state"
     host_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     rule: Mapped[str] = mapped_column(String(64), primary_key=True)
-    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # webhook answered
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first seen firing
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # a server took the posting
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the webhook took it

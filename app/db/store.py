@@ -371,12 +371,15 @@ def spool_dropped(session: Session) -> dict[str, int]:
     return {host: int(n) for host, n in rows}
 
 
-def claim_alerts(session: Session, host_name: str, rules: set[str], now: datetime) -> set[str]:
-    """Record the rules that fire for a host now; return those that began firing with this call.
+def claim_alerts(session: Session, host_name: str, rules: set[str], now: datetime,
+                 retry_after: timedelta) -> set[str]:
+    """Record the rules that fire for a host now; return those this caller is to post.
 
-    A rule that no longer fires loses its row, so a later re-fire is new again. Of concurrent
-    callers only the one whose INSERT adds the row (unique host, rule) gets the rule back:
-    the database, not a process, decides who posts the alert.
+    That is, rules that began firing with this call, and rules the webhook has not taken
+    (notified_at unset) for retry_after since their last claim. A rule that no longer fires
+    loses its row, so a later re-fire is new again. Of concurrent callers only the one whose
+    INSERT adds the row (unique host, rule), or whose UPDATE of the claim matches, gets the
+    rule back: the database, not a process, decides who posts the alert.
     """
     table = Base.metadata.tables[m.AlertState.__tablename__]
     session.execute(table.delete().where(table.c.host_name == host_name,
@@ -385,16 +388,23 @@ def claim_alerts(session: Session, host_name: str, rules: set[str], now: datetim
         return set()
     # Rows in one order in every caller, so two concurrent claims cannot deadlock.
     ins = _upsert(session, m.AlertState).values(
-        [{"host_name": host_name, "rule": r, "fired_at": now} for r in sorted(rules)])
-    won = session.scalars(ins.on_conflict_do_nothing(index_elements=["host_name", "rule"])
-                          .returning(m.AlertState.rule))
-    return set(won)
+        [{"host_name": host_name, "rule": r, "fired_at": now, "claimed_at": now}
+         for r in sorted(rules)])
+    won = set(session.scalars(ins.on_conflict_do_nothing(index_elements=["host_name", "rule"])
+                              .returning(m.AlertState.rule)))
+    # PostgreSQL re-checks the WHERE of a row another transaction just updated (read
+    # committed): a second claimer sees the fresh claimed_at and matches nothing.
+    again = session.scalars(table.update().where(
+        table.c.host_name == host_name, table.c.rule.in_(sorted(rules - won)),
+        table.c.notified_at.is_(None), table.c.claimed_at < now - retry_after)
+        .values(claimed_at=now).returning(table.c.rule))
+    return won | set(again)
 
 
-def mark_notified(session: Session, host_name: str, rules: set[str], fired_at: datetime,
+def mark_notified(session: Session, host_name: str, rules: set[str], claimed_at: datetime,
                   now: datetime) -> int:
-    """Note that the webhook took these alerts (of this firing); return the rows updated."""
+    """Note that the webhook took these alerts (of this claim); return the rows updated."""
     result = session.execute(update(m.AlertState).where(
         m.AlertState.host_name == host_name, m.AlertState.rule.in_(sorted(rules)),
-        m.AlertState.fired_at == fired_at).values(notified_at=now))
+        m.AlertState.claimed_at == claimed_at).values(notified_at=now))
     return int(getattr(result, "rowcount", 0) or 0)

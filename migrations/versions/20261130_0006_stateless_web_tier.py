@@ -33,6 +33,7 @@ def upgrade() -> None:
     sa.Column('host_name', sa.String(length=255), nullable=False),
     sa.Column('rule', sa.String(length=64), nullable=False),
     sa.Column('fired_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('notified_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('host_name', 'rule', name=op.f('pk_alert_state'))
     )

@@ -74,19 +74,21 @@ def spool_dropped(metrics: str) -> dict[str, float]:
 
 
 class Receiver:
-    """A webhook receiver on loopback that keeps every POSTed body."""
+    """A webhook receiver on loopback that keeps every body it takes (after `fail` 500s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail: int = 0) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []
         lock = threading.Lock()
-        bodies = self.bodies
+        bodies, refused = self.bodies, self.refused
 
         class Hook(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 got = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with lock:
-                    bodies.append(got)
-                self.send_response(204)
+                    ok = len(refused) >= fail
+                    (bodies if ok else refused).append(got)
+                self.send_response(204 if ok else 500)
                 self.end_headers()
 
             def log_message(self, *a: object) -> None:

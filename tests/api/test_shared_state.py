@@ -78,6 +78,36 @@ def test_alert_fires_once_clears_and_fires_again(db_url: str, receiver: Receiver
         assert receiver.pairs() == {("vm-a", "dying_memcgs"): 2}
 
 
+def test_alert_the_webhook_refused_is_posted_again_once(db_url: str) -> None:
+    upgrade(db_url)
+    receiver = Receiver(fail=1)
+    try:
+        with _app(db_url, alert_dying_max=100, alert_webhook_url=receiver.url,
+                  alert_webhook_retry_seconds=0.2) as c:
+            with c.app.state.sessions.begin() as s:  # type: ignore[attr-defined]
+                store.add_token(s, "vm-a", token_hash("token-a"), T0)
+            sent = 0
+
+            def push_one() -> int:
+                nonlocal sent
+                sent += 1
+                return _push(c, "token-a", body(f"snap-{sent:08d}", "vm-a", 118,
+                                                T0 + timedelta(seconds=sent)))
+
+            assert push_one() == 200
+            _until(lambda: len(receiver.refused) == 1, "the refused post")
+            assert _alert_rows(c) == [("vm-a", "dying_memcgs", False)]
+            # Ingests go on; the first one past the retry delay posts it again.
+            _until(lambda: push_one() == 200 and bool(receiver.bodies), "the repost")
+            _until(lambda: _alert_rows(c) == [("vm-a", "dying_memcgs", True)], "the mark")
+            for _ in range(3):
+                assert push_one() == 200
+            assert receiver.pairs() == {("vm-a", "dying_memcgs"): 1}
+            assert receiver.refused[0] == receiver.bodies[0]
+    finally:
+        receiver.close()
+
+
 def test_two_apps_on_one_database_count_as_one(db_url: str) -> None:
     upgrade(db_url)
     with _app(db_url) as one, _app(db_url) as two:

@@ -145,7 +145,10 @@ def _store(request: Request, token: str, body: Any) -> tuple[dict[str, Any], str
 
 
 def _alert_on_change(request: Request, host: str) -> None:
-    """Post the host's alerts that were not firing before; the database picks one poster."""
+    """Post the host's alerts that were not firing before (or not taken by the webhook).
+
+    The database picks the one server process that posts each.
+    """
     settings = request.app.state.settings
     sessions: sessionmaker[Session] = request.app.state.sessions
     now = views.utcnow()
@@ -157,7 +160,8 @@ def _alert_on_change(request: Request, host: str) -> None:
             return
         fired = evaluate([d.summary], rules_of(settings))
         with sessions.begin() as s:
-            won = store.claim_alerts(s, host, {a.rule for a in fired}, now)
+            won = store.claim_alerts(s, host, {a.rule for a in fired}, now, timedelta(
+                seconds=settings.alert_webhook_retry_seconds))
     except SQLAlchemyError as err:
         # The snapshot is stored: a failed evaluation must not make the collector resend it.
         log.error("alerts of %s not evaluated: %s", host, str(err).splitlines()[0])
@@ -169,10 +173,10 @@ def _alert_on_change(request: Request, host: str) -> None:
 
 
 def _notified(sessions: sessionmaker[Session], host: str, rules: set[str],
-              fired_at: datetime) -> None:
+              claimed_at: datetime) -> None:
     try:
         with sessions.begin() as s:
-            store.mark_notified(s, host, rules, fired_at, views.utcnow())
+            store.mark_notified(s, host, rules, claimed_at, views.utcnow())
     except SQLAlchemyError as err:
         log.warning("alerts of %s posted, not marked: %s", host, str(err).splitlines()[0])
 
