@@ -408,3 +408,10 @@ def mark_notified(session: Session, host_name: str, rules: set[str], claimed_at:
         m.AlertState.host_name == host_name, m.AlertState.rule.in_(sorted(rules)),
         m.AlertState.claimed_at == claimed_at).values(notified_at=now))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def has_snapshot(session: Session, host_name: str, snapshot_id: str) -> bool:
+    """Whether a host's snapshot of this id is stored."""
+    return session.scalar(
+        select(m.Scrape.id).join(m.Host, m.Host.id == m.Scrape.host_id)
+        .where(m.Host.name == host_name, m.Scrape.snapshot_id == snapshot_id)) is not None

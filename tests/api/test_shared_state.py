@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,25 @@ def test_two_apps_on_one_database_count_as_one(db_url: str) -> None:
             assert ingest_counts(text) == {"duplicate": 1, "forbidden": 1, "invalid": 1,
                                            "stored": 2, "unauthorized": 1}
             assert spool_dropped(text) == {"vm-a": 5}
+
+
+def test_concurrent_first_pushes_of_a_host_are_all_stored(db_url: str) -> None:
+    upgrade(db_url)
+    with _app(db_url) as c:
+        with c.app.state.sessions.begin() as s:  # type: ignore[attr-defined]
+            for h in range(6):
+                store.add_token(s, f"vm-{h}", token_hash(f"token-{h}"), T0)
+        # Each new host gets several snapshots at once: they race to create its row.
+        todo = [(h, i) for h in range(6) for i in range(4)]
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            got = list(pool.map(lambda r: c.post("/api/v1/ingest", content=body(
+                f"snap-{r[0]}-{r[1]:06d}", f"vm-{r[0]}", 10, T0 + timedelta(seconds=r[1])),
+                headers={"Authorization": f"Bearer token-{r[0]}",
+                         "Content-Encoding": "gzip"}).json()["status"], todo))
+        assert got == ["stored"] * len(todo)
+        with c.app.state.sessions() as s:  # type: ignore[attr-defined]
+            assert store.count_scrapes(s) == len(todo)
+        assert ingest_counts(c.get("/metrics").text) == {"stored": len(todo)}
 
 
 def test_database_down_counts_nothing_and_answers_as_before(tmp_path: Path) -> None:

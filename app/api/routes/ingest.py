@@ -25,6 +25,7 @@ from app.api.routes.alerts import post_webhook
 from app.db import store, views
 from app.deps import rules_of
 from app.domain.alerts import evaluate
+from app.domain.samples import Snapshot
 from app.domain.snapshot_json import SCHEMA, snapshot_from_dict
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
@@ -136,12 +137,32 @@ def _store(request: Request, token: str, body: Any) -> tuple[dict[str, Any], str
     dropped = int(header) if header.isdigit() else body.get("spool_dropped_total")
     if not isinstance(dropped, int) or dropped < 0:
         dropped = None
-    try:
-        with sessions.begin() as s:
-            scrape_id = store.write_snapshot(s, snap, snapshot_id=sid)
-    except (store.SnapshotConflict, IntegrityError):
+    scrape_id = _write(sessions, snap, sid)
+    if scrape_id is None:
         return {"status": "duplicate", "snapshot_id": sid}, host, dropped
     return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}, host, dropped
+
+
+def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str) -> int | None:
+    """Store a snapshot; its scrape id, or None when this snapshot id is already stored."""
+    tries = 3
+    while True:
+        try:
+            with sessions.begin() as s:
+                return store.write_snapshot(s, snap, snapshot_id=sid)
+        except store.SnapshotConflict:
+            return None
+        except IntegrityError:
+            # Either this very snapshot was stored meanwhile (another worker took a retry),
+            # or a concurrent push of the host created a row this one meant to (the host, a
+            # cache, a cgroup): then writing again finds it. Never answer "duplicate" for a
+            # snapshot that is not stored: the collector would drop it.
+            with sessions() as s:
+                if store.has_snapshot(s, snap.host.hostname, sid):
+                    return None
+            tries -= 1
+            if tries == 0:
+                raise
 
 
 def _alert_on_change(request: Request, host: str) -> None:
