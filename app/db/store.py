@@ -382,6 +382,12 @@ def claim_alerts(session: Session, host_name: str, rules: set[str], now: datetim
     rule back: the database, not a process, decides who posts the alert.
     """
     table = Base.metadata.tables[m.AlertState.__tablename__]
+    cutoff = now - retry_after
+    have = session.execute(select(table.c.rule, table.c.claimed_at, table.c.notified_at)
+                           .where(table.c.host_name == host_name)).all()
+    if {r.rule for r in have} == rules and all(r.notified_at is not None
+                                               or r.claimed_at >= cutoff for r in have):
+        return set()  # nothing to change: most ingests of a host read and write nothing
     session.execute(table.delete().where(table.c.host_name == host_name,
                                          table.c.rule.not_in(sorted(rules))))
     if not rules:
@@ -396,7 +402,7 @@ def claim_alerts(session: Session, host_name: str, rules: set[str], now: datetim
     # committed): a second claimer sees the fresh claimed_at and matches nothing.
     again = session.scalars(table.update().where(
         table.c.host_name == host_name, table.c.rule.in_(sorted(rules - won)),
-        table.c.notified_at.is_(None), table.c.claimed_at < now - retry_after)
+        table.c.notified_at.is_(None), table.c.claimed_at < cutoff)
         .values(claimed_at=now).returning(table.c.rule))
     return won | set(again)
 

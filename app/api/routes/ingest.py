@@ -175,11 +175,11 @@ def _alert_on_change(request: Request, host: str) -> None:
     now = views.utcnow()
     try:
         with sessions() as s:
-            d = views.host_detail(s, host, now=now,
-                                  stale_after=timedelta(seconds=settings.stale_after_seconds))
-        if d is None:
+            summary = views.host_summary(
+                s, host, now=now, stale_after=timedelta(seconds=settings.stale_after_seconds))
+        if summary is None:
             return
-        fired = evaluate([d.summary], rules_of(settings))
+        fired = evaluate([summary], rules_of(settings))
         with sessions.begin() as s:
             won = store.claim_alerts(s, host, {a.rule for a in fired}, now, timedelta(
                 seconds=settings.alert_webhook_retry_seconds))
