@@ -16,6 +16,7 @@ from app.config import Settings, get_settings
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Watch Linux memory cgroups that refuse to die.")
 log = logging.getLogger("slabscope")
+WORKERS_MAX = 64  # also the bound of Settings.web_workers
 
 
 class Format(StrEnum):
@@ -204,11 +205,16 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     database: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: settings).")]
     = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes (1 to 64); they "
+                                                "share nothing but the database.")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate",
                                                 help="Migrate the database first.")] = True,
 ) -> None:
     """Run the web dashboard and REST API on the database of the settings."""
-    s = _settings(web_host=host, web_port=port, database_url=database)
+    if workers is not None and not 1 <= workers <= WORKERS_MAX:
+        typer.echo(f"slabscope: --workers must be 1 to {WORKERS_MAX}, not {workers}", err=True)
+        raise typer.Exit(2)
+    s = _settings(web_host=host, web_port=port, database_url=database, web_workers=workers)
     _logging(s.log_level)
     if migrate_first:
         from app.db.migrate import upgrade
@@ -219,11 +225,16 @@ def serve(
                        f"{str(err).splitlines()[0]}", err=True)
             raise typer.Exit(2) from err
     import uvicorn
-
-    from app.main import create_app
-    typer.echo(f"slabscope: dashboard on http://{s.web_host}:{s.web_port}", err=True)
-    uvicorn.run(create_app(s), host=s.web_host, port=s.web_port, log_level="warning",
-                access_log=False)
+    # Every worker builds its own app from the environment (uvicorn --factory), so the
+    # options given here travel there; nothing else is shared but the database.
+    os.environ.update(SLABSCOPE_DATABASE_URL=s.database_url, SLABSCOPE_WEB_HOST=s.web_host,
+                      SLABSCOPE_WEB_PORT=str(s.web_port),
+                      SLABSCOPE_WEB_WORKERS=str(s.web_workers))
+    get_settings.cache_clear()
+    typer.echo(f"slabscope: dashboard on http://{s.web_host}:{s.web_port} "
+               f"({s.web_workers} worker{'s' if s.web_workers > 1 else ''})", err=True)
+    uvicorn.run("app.main:create_app", factory=True, host=s.web_host, port=s.web_port,
+                workers=s.web_workers, log_level="warning", access_log=False)
 
 
 hosts_cli = typer.Typer(help="Push tokens of fleet hosts (stored as SHA-256 only).",

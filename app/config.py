@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     alert_days_to_limit_min: float = Field(default=30.0, ge=0)
     alert_wasted_bytes_max: int = Field(default=1 << 30, ge=0)
     alert_webhook_url: str | None = None
+    # An alert the webhook has not taken (it failed, or its server died) is posted again at
+    # an ingest of its host this many seconds after the last try, by one server.
+    alert_webhook_retry_seconds: float = Field(default=300.0, gt=0)
     # Raw samples are kept this many days; hourly rollups (slabscope retention) for longer.
     raw_retention_days: float = Field(default=14.0, gt=0)
     # Push mode (fleets): send snapshots to a central server instead of a database.
@@ -57,6 +60,8 @@ class Settings(BaseSettings):
     # Where `slabscope serve` listens.
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=1, le=65535)
+    # Server processes of `slabscope serve`; they share nothing but the database.
+    web_workers: int = Field(default=1, ge=1, le=64)
 
 
 @lru_cache(maxsize=1)

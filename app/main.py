@@ -125,8 +125,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return FileResponse(str(path), media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=86400"})
 
-    app.state.ingest = api_ingest.IngestCounters()
-    app.state.alert_state = {}
     app.include_router(api_hosts.router)
     app.include_router(api_ingest.router)
     app.include_router(api_alerts.router)

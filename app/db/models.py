@@ -305,3 +305,31 @@ class SlabHourly(Base):
     num_objs_sum_total: Mapped[float] = mapped_column(Float)
     active_objs_sum_total: Mapped[float] = mapped_column(Float)
     num_slabs_sum_total: Mapped[float] = mapped_column(Float)
+
+
+class IngestCounter(Base):
+    """Ingest requests by outcome, for every server process (/metrics reads it)."""
+
+    __tablename__ = "ingest_counter"
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requests_total: Mapped[int] = mapped_column(BigInteger)
+
+
+class HostSpoolDropped(Base):
+    """The most snapshots a host's collector said it dropped from its full spool, in all."""
+
+    __tablename__ = "host_spool_dropped"
+    # The name, not host.id: the figure comes with the push, before the host row may exist.
+    host_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    dropped_total: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertState(Base):
+    """An alert that fires for a host; the row's insert decides which server posts it."""
+
+    __tablename__ = "alert_state"
+    host_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first seen firing
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # a server took the posting
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the webhook took it

@@ -232,3 +232,12 @@ def state(session: Session, host: m.Host) -> HostState | None:
     return HostState(host.name, host.era, host.page_size_bytes,
                      latest.memcg_dying_total or 0, caches, cgroups, memcg_caches,
                      slabs[len(slabs) // 2] if slabs else None)
+
+
+def host_summary(session: Session, name: str, *, now: datetime,
+                 stale_after: timedelta) -> HostSummary | None:
+    """One host's fleet row alone (what its alerts need; host_detail also counts scrapes)."""
+    host = q.host_by_name(session, name)
+    if host is None:
+        return None
+    return _summary(q.fleet_one(session, host.id), now, stale_after)

@@ -1,4 +1,7 @@
-"""GET /api/v1/alerts and GET /metrics (Prometheus text format)."""
+"""GET /api/v1/alerts and GET /metrics (Prometheus text format).
+
+Both read only the database, so every server process gives the same answer.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ import json
 import logging
 import threading
 import urllib.request
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from app.db import views
+from app.db import store, views
 from app.deps import SessionDep, SettingsDep, rules_of
 from app.domain.alerts import Alert, evaluate
 
@@ -31,7 +35,8 @@ def alerts(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
             "webhook": bool(settings.alert_webhook_url)}
 
 
-def post_webhook(url: str, fired: list[Alert]) -> None:
+def post_webhook(url: str, fired: list[Alert],
+                 on_sent: Callable[[], None] | None = None) -> None:
     """POST new alerts as JSON, in the background (a slow receiver never blocks ingest)."""
     body = json.dumps({"alerts": [dataclasses.asdict(a) for a in fired]}).encode()
 
@@ -43,6 +48,9 @@ def post_webhook(url: str, fired: list[Alert]) -> None:
                 pass
         except OSError as err:
             log.error("alert webhook %s failed: %s", url, err)
+            return
+        if on_sent is not None:
+            on_sent()
 
     threading.Thread(target=send, daemon=True).start()
 
@@ -53,7 +61,7 @@ def _esc(v: str) -> str:
 
 
 @router.get("/metrics", include_in_schema=False, response_class=PlainTextResponse)
-def metrics(request: Request, session: SessionDep, settings: SettingsDep) -> PlainTextResponse:
+def metrics(session: SessionDep, settings: SettingsDep) -> PlainTextResponse:
     """Per host gauges and the server's own ingest counters, Prometheus text format 0.0.4."""
     now = views.utcnow()
     hosts, _ = views.fleet(session, limit=100_000, offset=0, now=now,
@@ -85,13 +93,13 @@ def metrics(request: Request, session: SessionDep, settings: SettingsDep) -> Pla
     family("slabscope_last_scrape_age_seconds", "gauge", "Seconds since the last scrape.",
            [({"host": h.name}, (now - h.last_scrape_at).total_seconds())
             for h in hosts if h.last_scrape_at])
-    counters = request.app.state.ingest
+    # Counted in the database by whichever server process answered (app/db/store.py).
     family("slabscope_ingest_requests_total", "counter",
            "Ingest requests by outcome (stored, duplicate, forbidden, invalid, ...).",
-           [({"outcome": k}, float(v)) for k, v in sorted(counters.by_outcome.items())])
+           [({"outcome": k}, float(v)) for k, v in store.ingest_counts(session).items()])
     family("slabscope_collector_spool_dropped_total", "counter",
            "Snapshots a host's collector dropped from its full spool.",
-           [({"host": k}, float(v)) for k, v in sorted(counters.spool_dropped.items())])
+           [({"host": k}, float(v)) for k, v in store.spool_dropped(session).items()])
     fired = evaluate(hosts, rules_of(settings))
     family("slabscope_alerts_firing", "gauge", "Alerts firing, by rule.",
            [({"rule": r}, float(sum(1 for a in fired if a.rule == r)))

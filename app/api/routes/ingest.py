@@ -12,21 +12,21 @@ import gzip
 import hashlib
 import json
 import logging
-import threading
 import zlib
-from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.routes.alerts import post_webhook
 from app.db import store, views
 from app.deps import rules_of
 from app.domain.alerts import evaluate
-from app.domain.snapshot_json import snapshot_from_dict
+from app.domain.samples import Snapshot
+from app.domain.snapshot_json import SCHEMA, snapshot_from_dict
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 log = logging.getLogger("slabscope.ingest")
@@ -35,23 +35,12 @@ INGEST_MAX_JSON = 32 * 1024 * 1024
 SNAPSHOT_ID_MAX = 64
 
 
-class IngestCounters:
-    """The server's own ingest counters (exported at /metrics)."""
+class Refused(HTTPException):
+    """An ingest request refused, with the outcome it is counted under at /metrics."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.by_outcome: Counter[str] = Counter()
-        self.spool_dropped: dict[str, int] = {}
-
-    def add(self, outcome: str) -> None:
-        """Count one request by its outcome."""
-        with self._lock:
-            self.by_outcome[outcome] += 1
-
-    def dropped(self, host: str, total: int) -> None:
-        """Remember what a host's collector says it dropped from its spool, in all."""
-        with self._lock:
-            self.spool_dropped[host] = max(total, self.spool_dropped.get(host, 0))
+    def __init__(self, outcome: str, status: int, detail: str) -> None:
+        super().__init__(status, detail)
+        self.outcome = outcome
 
 
 def token_hash(token: str) -> str:
@@ -77,86 +66,140 @@ def _decompress(raw: bytes, encoding: str) -> bytes:
 @router.post("/ingest")
 async def ingest(request: Request) -> dict[str, Any]:
     """Store one pushed snapshot of the token's host (idempotent by snapshot_id)."""
-    counters: IngestCounters = request.app.state.ingest
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    try:
+        token, body = await _read(request)
+        result, host, dropped = await run_in_threadpool(_store, request, token, body)
+    except Refused as err:
+        await run_in_threadpool(_count, sessions, err.outcome)
+        raise
+    await run_in_threadpool(_count, sessions, result["status"], host, dropped)
+    settings = request.app.state.settings
+    if result["status"] == "stored" and settings.alert_webhook_url:
+        await run_in_threadpool(_alert_on_change, request, host)
+    return result
+
+
+async def _read(request: Request) -> tuple[str, Any]:
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer ") or len(auth) > 300:
-        counters.add("unauthorized")
-        raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)")
+        raise Refused("unauthorized", 401,
+                      "missing bearer token (Authorization: Bearer <token>)")
     raw = await request.body()
     if len(raw) > INGEST_MAX_COMPRESSED:
-        counters.add("too_large")
-        raise HTTPException(413, f"body of {len(raw)} bytes is over {INGEST_MAX_COMPRESSED}")
+        raise Refused("too_large", 413,
+                      f"body of {len(raw)} bytes is over {INGEST_MAX_COMPRESSED}")
     try:
         body = json.loads(_decompress(raw, request.headers.get("content-encoding", "")))
-    except HTTPException:
-        counters.add("invalid")
-        raise
+    except HTTPException as err:
+        raise Refused("invalid", err.status_code, str(err.detail)) from err
     except (ValueError, UnicodeDecodeError) as err:
-        counters.add("invalid")
-        raise HTTPException(422, f"body is not JSON: {err}") from err
-    return await run_in_threadpool(_store, request, counters, auth[7:].strip(), body)
+        raise Refused("invalid", 422, f"body is not JSON: {err}") from err
+    return auth[7:].strip(), body
 
 
-def _store(request: Request, counters: IngestCounters, token: str,
-           body: Any) -> dict[str, Any]:
+def _count(sessions: sessionmaker[Session], outcome: str, host: str | None = None,
+           dropped: int | None = None) -> None:
+    """Count a request (and a host's spool drops) in a short transaction of its own."""
+    try:
+        with sessions.begin() as s:
+            store.count_ingest(s, outcome)
+            if host is not None and dropped is not None:
+                store.record_spool_dropped(s, host, dropped)
+    except SQLAlchemyError as err:
+        # A database that is down counts nothing; the answer stays what it would have been.
+        log.warning("ingest %s not counted: %s", outcome, str(err).splitlines()[0])
+
+
+def _store(request: Request, token: str, body: Any) -> tuple[dict[str, Any], str, int | None]:
     if not isinstance(body, dict) or not isinstance(body.get("snapshot"), dict):
-        counters.add("invalid")
-        raise HTTPException(422, 'body must be {"snapshot_id": ..., "snapshot": {...}}')
+        raise Refused("invalid", 422, 'body must be {"snapshot_id": ..., "snapshot": {...}}')
     sid = body.get("snapshot_id")
     if not isinstance(sid, str) or not 8 <= len(sid) <= SNAPSHOT_ID_MAX:
-        counters.add("invalid")
-        raise HTTPException(422, f"snapshot_id must be a string of 8 to {SNAPSHOT_ID_MAX} "
-                                 "characters")
+        raise Refused("invalid", 422, f"snapshot_id must be a string of 8 to "
+                                      f"{SNAPSHOT_ID_MAX} characters")
     try:
         snap = snapshot_from_dict(body["snapshot"])
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        counters.add("invalid")
-        raise HTTPException(422, f"snapshot does not match slabscope.snapshot/1: "
-                                 f"{type(err).__name__}: {err}") from err
+        raise Refused("invalid", 422, f"snapshot does not match {SCHEMA}: "
+                                      f"{type(err).__name__}: {err}") from err
     sessions = request.app.state.sessions
     with sessions.begin() as s:
         host = store.host_for_token(s, token_hash(token))
     if host is None:
-        counters.add("forbidden")
-        raise HTTPException(403, "unknown or revoked token")
+        raise Refused("forbidden", 403, "unknown or revoked token")
     if snap.host.hostname != host:
-        counters.add("forbidden")
-        raise HTTPException(403, f"this token writes only host {host!r}, not "
-                                 f"{snap.host.hostname!r}")
+        raise Refused("forbidden", 403, f"this token writes only host {host!r}, not "
+                                        f"{snap.host.hostname!r}")
     # The collector's count of snapshots it dropped from a full spool: a header set when it
     # sends (always current), or the body field of older senders.
     header = request.headers.get("x-slabscope-spool-dropped", "")
     dropped = int(header) if header.isdigit() else body.get("spool_dropped_total")
-    if isinstance(dropped, int) and dropped >= 0:
-        counters.dropped(host, dropped)
-    try:
-        with sessions.begin() as s:
-            scrape_id = store.write_snapshot(s, snap, snapshot_id=sid)
-    except (store.SnapshotConflict, IntegrityError):
-        counters.add("duplicate")
-        return {"status": "duplicate", "snapshot_id": sid}
-    counters.add("stored")
-    settings = request.app.state.settings
-    if settings.alert_webhook_url:
-        _alert_on_change(request, host)
-    return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}
+    if not isinstance(dropped, int) or dropped < 0:
+        dropped = None
+    scrape_id = _write(sessions, snap, sid)
+    if scrape_id is None:
+        return {"status": "duplicate", "snapshot_id": sid}, host, dropped
+    return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}, host, dropped
+
+
+def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str) -> int | None:
+    """Store a snapshot; its scrape id, or None when this snapshot id is already stored."""
+    tries = 3
+    while True:
+        try:
+            with sessions.begin() as s:
+                return store.write_snapshot(s, snap, snapshot_id=sid)
+        except store.SnapshotConflict:
+            return None
+        except IntegrityError:
+            # Either this very snapshot was stored meanwhile (another worker took a retry),
+            # or a concurrent push of the host created a row this one meant to (the host, a
+            # cache, a cgroup): then writing again finds it. Never answer "duplicate" for a
+            # snapshot that is not stored: the collector would drop it.
+            with sessions() as s:
+                if store.has_snapshot(s, snap.host.hostname, sid):
+                    return None
+            tries -= 1
+            if tries == 0:
+                raise
 
 
 def _alert_on_change(request: Request, host: str) -> None:
-    """Post the host's alerts that were not firing at its previous ingest."""
+    """Post the host's alerts that were not firing before (or not taken by the webhook).
+
+    The database picks the one server process that posts each.
+    """
     settings = request.app.state.settings
-    with request.app.state.sessions() as s:
-        d = views.host_detail(s, host, now=views.utcnow(),
-                              stale_after=timedelta(seconds=settings.stale_after_seconds))
-    if d is None:
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    now = views.utcnow()
+    try:
+        with sessions() as s:
+            summary = views.host_summary(
+                s, host, now=now, stale_after=timedelta(seconds=settings.stale_after_seconds))
+        if summary is None:
+            return
+        fired = evaluate([summary], rules_of(settings))
+        with sessions.begin() as s:
+            won = store.claim_alerts(s, host, {a.rule for a in fired}, now, timedelta(
+                seconds=settings.alert_webhook_retry_seconds))
+    except SQLAlchemyError as err:
+        # The snapshot is stored: a failed evaluation must not make the collector resend it.
+        log.error("alerts of %s not evaluated: %s", host, str(err).splitlines()[0])
         return
-    fired = evaluate([d.summary], rules_of(settings))
-    state: dict[str, set[str]] = request.app.state.alert_state
-    before = state.get(host, set())
-    new = [a for a in fired if a.rule not in before]
-    state[host] = {a.rule for a in fired}
+    new = [a for a in fired if a.rule in won]
     if new:
-        post_webhook(settings.alert_webhook_url, new)
+        post_webhook(settings.alert_webhook_url, new,
+                     on_sent=lambda: _notified(sessions, host, won, now))
+
+
+def _notified(sessions: sessionmaker[Session], host: str, rules: set[str],
+              claimed_at: datetime) -> None:
+    try:
+        with sessions.begin() as s:
+            store.mark_notified(s, host, rules, claimed_at, views.utcnow())
+    except SQLAlchemyError as err:
+        log.warning("alerts of %s posted, not marked: %s", host, str(err).splitlines()[0])
 
 
 def gzip_body(snapshot_id: str, snapshot: dict[str, Any], spool_dropped: int = 0) -> bytes:
