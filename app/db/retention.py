@@ -1,5 +1,6 @@
-"""Hourly rollups and raw-sample retention: a job that is safe to run twice (or concurrently
-with collectors), scheduled by cron or a systemd timer (`slabscope retention`).
+"""Hourly rollups (scrapes, caches, removed cgroups) and raw-sample retention: a job that is
+safe to run twice (or concurrently with collectors), scheduled by cron or a systemd timer
+(`slabscope retention`).
 
 Rollups keep sums and counts, so any set of hours combines into exact averages. Each run
 recomputes whole hours from a look-back (24 h by default, so snapshots replayed late from a
@@ -17,6 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.db import models as m
+from app.db.modelinput import rollup_removed
 from app.db.queries import epoch_seconds
 
 HOUR = 3600
@@ -41,6 +43,7 @@ def rollup(session: Session, now: datetime, lookback: timedelta = timedelta(hour
            ) -> tuple[datetime | None, datetime, int, int]:
     """Recompute the hourly rollups of [last rolled hour - lookback, last complete hour)."""
     to = now.replace(minute=0, second=0, microsecond=0)
+    rollup_removed(session, now, lookback)  # its own range: removed rows are never deleted
     last = session.scalar(select(func.max(m.ScrapeHourly.hour_at)))
     oldest_raw = session.scalar(select(func.min(m.Scrape.taken_at)))
     if oldest_raw is None:

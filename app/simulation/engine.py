@@ -229,8 +229,13 @@ def _pages(n: int, per: int, rate: float) -> Callable[[Array], Array]:
 
 
 def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
-             progress: Callable[[str], None] | None = None) -> SimulationResult:
-    """Run a workload in each era (all six by default). Same seed, same result."""
+             progress: Callable[[str], None] | None = None,
+             aggregates: bool = True) -> SimulationResult:
+    """Run a workload in each era (all six by default). Same seed, same result.
+
+    `aggregates=False` computes only the memcg counts (live, dying, by pin), leaving pages,
+    objects, caches and refcounts at zero: what a fit needs, at a fraction of the cost.
+    """
     names = eras or list(ERAS)
     unknown = [e for e in names if e not in ERAS]
     if unknown:
@@ -243,7 +248,7 @@ def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
         CACHE_PER_NODE_BYTES * w.numa_nodes
     # Era-independent expectations, computed once per leftover.
     expect: dict[tuple[int, int, str], Array] = {}
-    for ci, c in enumerate(cohorts):
+    for ci, c in enumerate(cohorts if aggregates else []):
         for li, left in enumerate(c.job.leftovers):
             r = rate_of(left, w)
             if left.kind is Kind.SLAB and left.cache is not None:
@@ -262,6 +267,12 @@ def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
     return out
 
 
+def _ints(a: Array) -> list[int]:
+    # Counts are whole numbers unless a class is thinned (weight != 1): round, not truncate.
+    out: list[int] = np.rint(a).astype(np.int64).tolist()
+    return out
+
+
 def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
          expect: dict[tuple[int, int, str], Array], cost: int, cache_cost: int) -> EraResult:
     zeros = np.zeros_like(times)
@@ -273,9 +284,10 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
     gp = 0.03  # one RCU grace period, seconds (a few jiffies at HZ=250)
     for ci, c in enumerate(cohorts):
         n = len(c.create)
-        created += n
         if n == 0:
             continue
+        wt = c.job.weight
+        created += round(n * wt)
         pinned_until = c.offline.copy()
         slab_caches = [li for li, lf in enumerate(c.job.leftovers) if lf.kind is Kind.SLAB]
         per_kind: dict[Kind, Array] = {}
@@ -284,32 +296,34 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
                 pinned_until = np.maximum(pinned_until, c.release[g])
                 per_kind[kind] = np.maximum(per_kind.get(kind, c.offline), c.release[g])
         for kind, until in per_kind.items():
-            by_pin[kind.value] += _counts(times, c.offline, until)
+            by_pin[kind.value] += wt * _counts(times, c.offline, until)
         delay = era.release_delay_seconds
         if era.slab_pin is SlabPin.CACHE and slab_caches:
             # drained -> percpu_ref_kill (atomic after a grace period) -> zero -> RCU -> work
             delay += gp * (era.deactivate_grace_periods + era.shutdown_grace_periods + 1)
         free = np.where(np.isinf(pinned_until), np.inf,
                         np.maximum(pinned_until + delay, c.offline + era.release_delay_seconds))
-        live += _counts(times, c.create, c.offline)
-        dying += _counts(times, c.offline, free)
-        in_release += _counts(times, np.where(np.isinf(pinned_until), np.inf, pinned_until),
-                              free)
-        freed += int((free <= times[-1]).sum())
-        never += int(np.isinf(free).sum())
-        live_caches = _counts(times, c.create, c.offline) * len(slab_caches)
+        live += wt * _counts(times, c.create, c.offline)
+        dying_c = wt * _counts(times, c.offline, free)
+        dying += dying_c
+        in_release += wt * _counts(times, np.where(np.isinf(pinned_until), np.inf,
+                                                   pinned_until), free)
+        freed += round(int((free <= times[-1]).sum()) * wt)
+        never += round(int(np.isinf(free).sum()) * wt)
+        if not expect:
+            continue  # counts only (simulate(aggregates=False))
+        live_caches = wt * _counts(times, c.create, c.offline) * len(slab_caches)
         for li in slab_caches:
             left = c.job.leftovers[li]
             assert left.cache is not None
             per_page = (1 << left.cache.order)
-            pages = expect[ci, li, "pages"]
-            nonempty = expect[ci, li, "nonempty"]
-            objects = expect[ci, li, "objects"]
+            pages = wt * expect[ci, li, "pages"]
+            nonempty = wt * expect[ci, li, "nonempty"]
+            objects = wt * expect[ci, li, "objects"]
             if era.per_memcg_caches:
                 slab_bytes += pages * per_page * PAGE
                 if era.slab_pin is SlabPin.PAGE:
                     # Caches are destroyed only with their memcg: zombies while it is dying.
-                    dying_c = _counts(times, c.offline, free)
                     zombies += dying_c
                     sysfs += dying_c if era.sysfs_child_dirs else 0.0
                     memcg_refs += pages * per_page  # css refs per charged 4 KiB page
@@ -328,13 +342,12 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
         for li, left in enumerate(c.job.leftovers):
             if left.kind is Kind.SLAB or not _pins_in(era, left.kind):
                 continue
-            units = expect[ci, li, "units"]
+            units = wt * expect[ci, li, "units"]
             memcg_refs += units * (KSTACK_PAGES if left.kind is Kind.KSTACK else 1)
     return EraResult(
-        era=era.name, times_seconds=times.tolist(), live=live.astype(int).tolist(),
-        dying=dying.astype(int).tolist(),
-        dying_by_pin={p: v.astype(int).tolist() for p, v in by_pin.items()},
-        dying_in_release=in_release.astype(int).tolist(),
+        era=era.name, times_seconds=times.tolist(), live=_ints(live), dying=_ints(dying),
+        dying_by_pin={p: _ints(v) for p, v in by_pin.items()},
+        dying_in_release=_ints(in_release),
         dying_cost_bytes=(dying * cost + zombies * cache_cost).tolist(),
         zombie_caches=zombies.tolist(), sysfs_dirs=sysfs.tolist(),
         leftover_slab_bytes=slab_bytes.tolist(), cache_refs=cache_refs.tolist(),

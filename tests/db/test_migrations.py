@@ -13,7 +13,7 @@ from app.db.session import make_engine
 TABLES = {"host", "scrape", "scrape_error", "slab_cache", "slab_sample", "cgroup",
           "cgroup_sample", "cgroup_kmem_cache_sample", "memcg_cache_sample",
           "memcg_slabinfo_sample", "removed_cgroup", "host_token", "scrape_hourly",
-          "slab_hourly"}
+          "slab_hourly", "removed_hourly"}
 
 
 def _tables(url: str) -> set[str]:

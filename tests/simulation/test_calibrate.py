@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.domain.history import HostHistory
+from app.domain.history import HostHistory, bucket_removals
 from app.simulation.calibrate import MU_GRID, backtest, fit, project
 from app.simulation.engine import simulate
 from app.simulation.workload import JobClass, Kind, Leftover, Pressure, Workload
@@ -24,9 +24,10 @@ def _history(mu: float, shm_share: float = 0.0) -> HostHistory:
     e = simulate(w, ["objcg-kmem"]).eras["objcg-kmem"]
     removed = sorted([60.0 + k * 86_400 / 300 for k in range(900)])
     shm = [16384 if (k % 10) < shm_share * 10 else 0 for k in range(900)]
+    rows = [(t, 32768 if s == 0 else 0, s, None, 0) for t, s in zip(removed, shm, strict=True)]
     return HostHistory("h", "objcg-kmem", 2, 1, datetime.now(UTC), e.times_seconds,
-                       [float(x) for x in e.dying], [0.0] * len(e.dying), removed,
-                       [32768 if s == 0 else 0 for s in shm], shm, [None] * 900, [0] * 900)
+                       [float(x) for x in e.dying], [0.0] * len(e.dying),
+                       bucket_removals(rows, 600.0))
 
 
 @pytest.mark.parametrize("mu", [0.3, 2.0, 8.0])
