@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.domain.history import HostHistory, bucket_removals
-from app.simulation.calibrate import MU_GRID, backtest, fit, project
+from app.simulation.calibrate import MAX_COHORT, MAX_STEPS, MU_GRID, backtest, fit, project, thinned
 from app.simulation.engine import simulate
 from app.simulation.workload import JobClass, Kind, Leftover, Pressure, Workload
 
@@ -51,3 +51,35 @@ def test_tmpfs_share_and_backtest() -> None:
     obj = p.result.eras["objcg-kmem"].dying[-1]
     assert pre >= obj > lru  # tmpfs keeps growing until 7.1's reparenting
     assert p.horizon_seconds == pytest.approx(h.times_seconds[-1] + 10 * 86_400)
+
+
+def test_removals_in_buckets_add_up() -> None:
+    rows = [(0.0, 4096, 0, 100, None), (59.0, 0, 8192, None, 16384), (60.0, 4096, 4096, 50, 0)]
+    a, b = bucket_removals(rows, 60.0)
+    assert (a.seconds, a.removed, a.with_file, a.with_shmem, a.pagecache_only) == (0, 2, 1, 1, 1)
+    assert (a.with_kstack, a.slab_known, a.slab_bytes, a.kstack_bytes) == (1, 1, 100, 16384)
+    assert (b.seconds, b.removed, b.pagecache_only, b.file_bytes, b.shmem_bytes) == (
+        60.0, 1, 0, 4096, 4096)
+    with pytest.raises(ValueError, match="bucket width must be positive"):
+        bucket_removals(rows, 0)
+
+
+def test_a_thinned_busy_class_gives_the_same_dying_curve() -> None:
+    busy = Workload("busy", (JobClass("pc", 40_000, 60.0, (Leftover(Kind.PAGECACHE, 8),),
+                                      period_seconds=86_400 / 40_000),),
+                    Pressure(pagecache_per_day=2.0), duration_seconds=3 * 86_400,
+                    step_seconds=3600)
+    thin = thinned(busy)
+    (job,) = thin.classes
+    assert job.weight == pytest.approx(120_001 / MAX_COHORT)
+    full = simulate(busy, ["objcg-kmem"]).eras["objcg-kmem"].dying
+    approx = simulate(thin, ["objcg-kmem"]).eras["objcg-kmem"].dying
+    assert max(full) > 20_000
+    assert approx == pytest.approx(full, rel=0.03, abs=100)
+
+
+def test_the_horizon_does_not_add_steps() -> None:
+    h = _history(2.0)
+    p30, p90 = project(h, 30), project(h, 90)
+    assert len(p30.result.eras["objcg-kmem"].dying) == MAX_STEPS + 1
+    assert len(p90.result.eras["objcg-kmem"].dying) == MAX_STEPS + 1
