@@ -18,7 +18,7 @@ simulated cgroups each (`thinned`), and a projection has at most MAX_STEPS + 1 p
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -77,14 +77,13 @@ def _window(h: HostHistory, until: float) -> tuple[list[float], list[float], lis
     return ([h.times_seconds[i] for i in idx], [h.dying[i] for i in idx], idx)
 
 
+_TOTALS = [f.name for f in fields(RemovalBucket)][1:]  # every count and sum, not `seconds`
+
+
 def _removals(h: HostHistory, until: float) -> RemovalBucket:
     """Every removal bucket up to `until`, summed (counts and sums add exactly)."""
-    tot = [0] * 10
-    for b in h.removals:
-        if b.seconds <= until:
-            for i, v in enumerate(astuple(b)[1:]):
-                tot[i] += v
-    return RemovalBucket(until, *tot)
+    picked = [b for b in h.removals if b.seconds <= until]
+    return RemovalBucket(until, *(sum(getattr(b, k) for b in picked) for k in _TOTALS))
 
 
 def _mean_pages(total_bytes: int, count: int, default_bytes: int, unit: int) -> int:
