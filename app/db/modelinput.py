@@ -182,3 +182,17 @@ def host_history(session: Session, host: m.Host, since: datetime,
         host.name, host.era, host.possible_cpus_total, host.numa_nodes_total, t0,
         [rel(t) for t, _, _ in pts], [d for _, d, _ in pts], [lv or 0.0 for _, _, lv in pts],
         [RemovalBucket(rel(t), *v) for t, v in removals(session, host.id, since, until, width)])
+
+
+def removed_slab_mean(session: Session, host_id: int, until: datetime,
+                      window: timedelta = timedelta(hours=24)) -> int | None:
+    """Mean slab bytes left by the cgroups removed in [until - window, until].
+
+    For the refcount view's estimate of what a dying memcg holds. Reads at most a day of
+    hourly rollups and the raw rows of hours not rolled up, whatever the history; None where
+    the kernel reported no slab (v1), found without scanning every removed row.
+    """
+    buckets = removals(session, host_id, until - window, until, HOUR)
+    known = sum(v[REMOVED_ROLLUP.index("slab_known_total")] for _, v in buckets)
+    total = sum(v[REMOVED_ROLLUP.index("slab_bytes_sum")] for _, v in buckets)
+    return total // known if known else None

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
 from app.db import queries as q
 from app.db import retention, views
 from app.db.migrate import upgrade
-from app.db.modelinput import bucket_width
+from app.db.modelinput import bucket_width, removed_slab_mean
 from app.db.session import make_engine, make_session_factory
 from app.domain.history import HostHistory
 from tests.longhistory import Seeded, removal, seed_long
@@ -102,3 +102,17 @@ def test_a_long_history_projects_in_bounded_steps(engine: Engine) -> None:
         assert all(len(e.dying) <= MAX_STEPS + 1 for e in p.result.eras.values())
     assert p30.fit.removed_per_day == pytest.approx(14_400, rel=0.001)
     assert p30.fit.shares["pagecache"] == pytest.approx(1 / 50 - 1 / 2000, rel=0.01)
+
+
+def test_the_mean_slab_of_recent_removals_reads_a_day_at_most(engine: Engine) -> None:
+    seeded = seed_long(engine, days=3, end=END, removals_per_minute=10)
+    with make_session_factory(engine).begin() as s:
+        retention.rollup(s, END)
+        got = removed_slab_mean(s, seeded.host_id, END)
+        # Removal i is at start + 6 s * i: the last day, ends included, holds i >= 2 d / 6 s.
+        day = [removal(i)[2] for i in range(2 * 86_400 // 6, seeded.removed)]
+        assert got == sum(day) // len(day) and len(day) == 14_401
+        s.execute(update(m.RemovedCgroup).values(slab_bytes=None))  # a v1 host: not reported
+        s.execute(delete(m.RemovedHourly))
+        assert removed_slab_mean(s, seeded.host_id, END) is None
+        s.rollback()
