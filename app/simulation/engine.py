@@ -10,6 +10,10 @@ its last object is, so a cgroup's slab pin lasts until its last object of every 
 Aggregates (pages, objects, zombie caches, sysfs directories, refcounts) are expected values:
 the histogram of removal times on the output grid, convolved with each leftover's survival
 function, and cut off by operator events (drop_caches, deleting files).
+
+A class may be thinned (JobClass.weight > 1: each drawn cgroup stands for that many, as the
+calibration does for busy hosts), so the cost is bounded by the cgroups drawn, not the
+cgroups a host removes; every count and aggregate is scaled back by the weight.
 """
 
 from __future__ import annotations
