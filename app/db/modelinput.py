@@ -117,12 +117,15 @@ def _raw_ranges(span: tuple[datetime, datetime] | None, since: datetime,
     """What the rollups do not cover: (from, to, to included)."""
     if span is None:
         return [(since, until, True)]
-    return [(since, span[0], False), (span[1], until, True)]
+    return [r for r in ((since, span[0], False), (span[1], until, True)) if r[0] < r[1] or r[2]]
 
 
 def dying_live(session: Session, host_id: int, since: datetime, until: datetime,
-               width: int) -> list[tuple[datetime, float, float | None]]:
-    """The most dying and live memcgs of each bucket (live: of hourly means where rolled)."""
+               width: int) -> list[tuple[int, float, float | None]]:
+    """The most dying and live memcgs of each bucket (live: of hourly means where rolled).
+
+    Buckets are numbered from 1970: bucket k starts k * width seconds after the epoch.
+    """
     sh, s = m.ScrapeHourly, m.Scrape
     acc: Buckets = {}
     span = _rolled_span(session, sh.hour_at, [sh.host_id == host_id], since, until)
@@ -140,13 +143,14 @@ def dying_live(session: Session, host_id: int, since: datetime, until: datetime,
             select(b, func.max(s.memcg_dying_total), func.max(s.memcg_visible_total))
             .where(s.host_id == host_id, s.taken_at >= lo, upper).group_by(b)).all(),
             ("max", "max"))
-    return [(datetime.fromtimestamp(k * width, UTC), v[0], None if math.isnan(v[1]) else v[1])
+    return [(k, v[0], None if math.isnan(v[1]) else v[1])
             for k, v in sorted(acc.items()) if not math.isnan(v[0])]
 
 
 def removals(session: Session, host_id: int, since: datetime, until: datetime,
-             width: int) -> list[tuple[datetime, list[int]]]:
-    """Removed cgroups per bucket: the counts and byte sums of REMOVED_ROLLUP, in order."""
+             width: int) -> list[tuple[int, list[int]]]:
+    """Removed cgroups per bucket (numbered as in dying_live): REMOVED_ROLLUP's counts and
+    byte sums, in order."""
     rh, r = m.RemovedHourly, m.RemovedCgroup
     acc: Buckets = {}
     sums = ("sum",) * len(REMOVED_ROLLUP)
@@ -163,8 +167,7 @@ def removals(session: Session, host_id: int, since: datetime, until: datetime,
         _merge(acc, session.execute(
             select(b, *_removal_aggregates())
             .where(r.host_id == host_id, r.removed_at >= lo, upper).group_by(b)).all(), sums)
-    return [(datetime.fromtimestamp(k * width, UTC), [0 if math.isnan(x) else int(x) for x in v])
-            for k, v in sorted(acc.items())]
+    return [(k, [0 if math.isnan(x) else int(x) for x in v]) for k, v in sorted(acc.items())]
 
 
 def host_history(session: Session, host: m.Host, since: datetime,
@@ -174,14 +177,13 @@ def host_history(session: Session, host: m.Host, since: datetime,
     pts = dying_live(session, host.id, since, until, width)
     if not pts:
         return None
-    t0 = max(since, pts[0][0])
-
-    def rel(t: datetime) -> float:
-        return max(0.0, (t - t0).total_seconds())
+    t0 = max(since.timestamp(), pts[0][0] * width)  # the first bucket may start earlier
+    got = removals(session, host.id, since, until, width)
     return HostHistory(
-        host.name, host.era, host.possible_cpus_total, host.numa_nodes_total, t0,
-        [rel(t) for t, _, _ in pts], [d for _, d, _ in pts], [lv or 0.0 for _, _, lv in pts],
-        [RemovalBucket(rel(t), *v) for t, v in removals(session, host.id, since, until, width)])
+        host.name, host.era, host.possible_cpus_total, host.numa_nodes_total,
+        datetime.fromtimestamp(t0, UTC), [max(0.0, k * width - t0) for k, _, _ in pts],
+        [d for _, d, _ in pts], [lv or 0.0 for _, _, lv in pts],
+        [RemovalBucket(max(0.0, k * width - t0), *v) for k, v in got])
 
 
 def removed_slab_mean(session: Session, host_id: int, until: datetime,

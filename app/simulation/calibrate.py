@@ -31,7 +31,7 @@ from app.simulation.workload import DENTRY, JobClass, Kind, Leftover, Pressure, 
 MU_GRID = [0.01 * (10 ** (k / 4)) for k in range(17)]  # 0.01 .. 100 per day
 P_GRID = [0.0, 0.25, 0.5, 0.75, 1.0]
 ASSUMED_DENTRIES = 100
-MAX_COHORT = 4000  # simulated cgroups per class, at most (see `thinned`)
+MAX_COHORT = 2000  # simulated cgroups per class, at most (see `thinned`)
 MAX_STEPS = 600  # output points of a projection, whatever its horizon
 
 
@@ -129,31 +129,36 @@ def _classes(h: HostHistory, until: float) -> tuple[list[JobClass], dict[str, fl
     return classes, {"pagecache": share_pc, "shmem": share_shm, "kstack": share_ks}, rate, words
 
 
-def _expected_count(job: JobClass, duration: float) -> float:
-    if job.count is not None:
-        return float(job.count)
+def _thin(job: JobClass, duration: float, cap: int) -> JobClass:
     if job.period_seconds:
-        return max(0.0, duration - job.start_seconds) / job.period_seconds + 1
-    return job.per_day * max(0.0, duration - job.start_seconds) / 86_400.0
+        # A timer: the engine draws min(count, span // period + 1) cgroups. Keep `cap` of
+        # them, each standing for the run of `weight` it replaces, at the run's mean time.
+        n = int(max(0.0, duration - job.start_seconds) // job.period_seconds) + 1
+        n = min(n, job.count) if job.count is not None else n
+        if n <= cap:
+            return job
+        k = n / cap
+        return replace(job, per_day=job.per_day / k, weight=k, count=cap,
+                       period_seconds=job.period_seconds * k,
+                       start_seconds=job.start_seconds + (k - 1) / 2 * job.period_seconds)
+    n_mean = (job.count if job.count is not None
+              else job.per_day * max(0.0, duration - job.start_seconds) / 86_400.0)
+    if n_mean <= cap:
+        return job
+    k = n_mean / cap
+    return replace(job, per_day=job.per_day / k, weight=k,
+                   count=cap if job.count is not None else None)
 
 
 def thinned(w: Workload, cap: int = MAX_COHORT) -> Workload:
-    """The workload with every class thinned to at most ~`cap` simulated cgroups.
+    """The workload with every class thinned to at most `cap` simulated cgroups.
 
     Each simulated cgroup then stands for `weight` of them: the engine's cost is bounded by
     the cap, not by how busy the host is or how far ahead it looks. Counts stay expected
-    values; what thinning adds is sampling noise of about 1/sqrt(cap) per class.
+    values; thinned classes draw quasi-randomly (engine._last_of), so little noise is added.
     """
-    out = []
-    for job in w.classes:
-        k = _expected_count(job, w.duration_seconds) / cap
-        if k <= 1 or job.weight != 1.0:
-            out.append(job)
-            continue
-        out.append(replace(
-            job, per_day=job.per_day / k, weight=k,
-            period_seconds=job.period_seconds * k if job.period_seconds else None,
-            count=max(1, round(job.count / k)) if job.count is not None else None))
+    out = [job if job.weight != 1.0 else _thin(job, w.duration_seconds, cap)
+           for job in w.classes]
     return replace(w, classes=tuple(out))
 
 
@@ -187,10 +192,11 @@ def fit(h: HostHistory, until: float | None = None, step: float | None = None) -
     base = Workload(f"fit:{h.host}", tuple(classes), duration_seconds=until, step_seconds=step,
                     cpus=h.cpus, numa_nodes=h.numa_nodes)
     grid = np.arange(base.steps, dtype=np.float64) * step
+    # Never freed: the same curve whatever the reclaim rate.
+    kept = _dying(replace(base, classes=tuple(_initial(d0, 1.0))), era) / max(d0, 1)
     for mu in MU_GRID:
         w = replace(base, pressure=Pressure(slab_per_day=0.5, pagecache_per_day=mu))
         new = _dying(w, era)
-        kept = _dying(replace(w, classes=tuple(_initial(d0, 1.0))), era) / max(d0, 1)
         cache = _dying(replace(w, classes=tuple(_initial(d0, 0.0))), era) / max(d0, 1)
         for p in P_GRID if d0 else [0.0]:
             keep = round(d0 * p)
