@@ -16,6 +16,7 @@ Usage: python bench/projection.py [--days 30] [--calls 20] [--db sqlite,postgres
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -88,17 +89,21 @@ def pct(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
 
 
-def measure(calls: dict[str, Callable[[], None]], n: int) -> dict[str, list[float]]:
-    """Each call n times, interleaved (one round of all, n rounds), after one warm-up."""
+def measure(calls: dict[str, Callable[[], None]], n: int
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Each call n times, interleaved (one round of all, n rounds), after one warm-up: wall
+    and CPU milliseconds (the process's CPU: on a loaded machine, what the call itself costs)."""
     for f in calls.values():
         f()
-    out: dict[str, list[float]] = {k: [] for k in calls}
+    wall: dict[str, list[float]] = {k: [] for k in calls}
+    cpu: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(n):
         for k, f in calls.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             f()
-            out[k].append((time.perf_counter() - t) * 1000)
-    return out
+            wall[k].append((time.perf_counter() - t) * 1000)
+            cpu[k].append((time.process_time() - c) * 1000)
+    return wall, cpu
 
 
 def getter(client: TestClient, url: str) -> Callable[[], None]:
@@ -130,12 +135,14 @@ def run(kind: str, args: argparse.Namespace, end: datetime) -> list[tuple[str, .
                 for era in ("pre-5.3", "objcg-kmem"):
                     calls[f"refcounts API {era}|{host}"] = getter(
                         client, f"/api/v1/hosts/{host}/refcounts?era={era}")
-            got = measure(calls, args.calls)
+            got, cpu = measure(calls, args.calls)
         for name in dict.fromkeys(k.split("|")[0] for k in calls):
             lo, sh = got[f"{name}|long"], got[f"{name}|short"]
             p95 = pct(lo, 95)
             rows.append((kind, name, f"{pct(lo, 50):.0f}", f"{p95:.0f}", f"{pct(sh, 95):.0f}",
                          f"{p95 / pct(sh, 95):.2f}",
+                         f"{pct(cpu[f'{name}|long'], 50):.0f} / "
+                         f"{pct(cpu[f'{name}|short'], 50):.0f}",
                          f"< {TARGET_MS:.0f}: {'met' if p95 < TARGET_MS else 'MISSED'}"))
     return rows
 
@@ -154,10 +161,11 @@ def main() -> None:
     for kind in args.db.split(","):
         rows += run(kind, args, end)
     head = ("db", "call", f"p50 ms ({args.days:g} d)", f"p95 ms ({args.days:g} d)",
-            "p95 ms (6 min)", "long/short", "target p95 ms")
+            "p95 ms (6 min)", "long/short", "CPU p50 ms long / short", "target p95 ms")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     print(f"\n{args.days:g} days of 15 s scrapes, {args.per_minute:g} removals/min, "
-          f"{args.calls} calls each, interleaved; TestClient in process")
+          f"{args.calls} calls each, interleaved; TestClient in process; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
