@@ -333,3 +333,26 @@ class AlertState(Base):
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first seen firing
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # a server took the posting
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the webhook took it
+
+
+class RemovedHourly(Base):
+    """Hourly rollup of a host's removed cgroups: counts and byte sums of what they left.
+
+    The model reads removals per bucket from here (one row per hour, however many cgroups a
+    host removes), so a projection's cost does not grow with the removals it is fitted on.
+    """
+
+    __tablename__ = "removed_hourly"
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    hour_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    removed_total: Mapped[int] = mapped_column(Integer)
+    with_file_total: Mapped[int] = mapped_column(Integer)
+    with_shmem_total: Mapped[int] = mapped_column(Integer)
+    pagecache_only_total: Mapped[int] = mapped_column(Integer)
+    with_kernel_stack_total: Mapped[int] = mapped_column(Integer)
+    slab_known_total: Mapped[int] = mapped_column(Integer)
+    file_bytes_sum: Mapped[int] = mapped_column(BigInteger)
+    shmem_bytes_sum: Mapped[int] = mapped_column(BigInteger)
+    slab_bytes_sum: Mapped[int] = mapped_column(BigInteger)
+    kernel_stack_bytes_sum: Mapped[int] = mapped_column(BigInteger)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from app.db import models as m
 from app.db import partitions
 from app.db.base import Base
+from app.db.modelinput import rollup_removed
 from app.db.queries import epoch_seconds
 
 HOUR = 3600
@@ -217,6 +218,10 @@ def _delete_scrapes(session: Session, ids: list[int]) -> None:
 def rollup(session: Session, now: datetime, before: datetime | None = None) -> _Rolled:
     """Roll up every complete hour (before `before`) whose raw rows changed since its rollup."""
     to = _floor_hour(now) if before is None else min(_floor_hour(now), before)
+    if before is None:
+        # Removed cgroups are never deleted, so their hours can always be recomputed; the
+        # look-back covers what a collector's spool replays late (~41 h).
+        rollup_removed(session, now, timedelta(hours=48))
     dirty = _dirty(session, to)
     sh_n = ch_n = 0
     for host, hours in sorted(dirty.items()):

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import cgroups as cg
+from app.db import modelinput as mi
 from app.db import models as m
 from app.db import queries as q
 from app.db.frames import memory_figures
@@ -181,31 +182,16 @@ def utcnow() -> datetime:
 
 
 def history(session: Session, host: m.Host, days: float = 30.0) -> HostHistory | None:
-    """A host's dying and live memcgs (<= 2000 points) and removals, for the model."""
+    """A host's dying and live memcgs and its removals, in <= MAX_POINTS buckets, for the model.
+
+    Bounded by the buckets, not by the history: rolled-up hours come from the hourly rollups,
+    and removals come aggregated per bucket (counts and byte sums), never row by row.
+    """
     end = host.last_seen_at
     first = q.first_scrape_since(session, host.id, end - timedelta(days=days))
     if first is None:
         return None
-    start = first.taken_at
-    ser = host_series(session, host.id, ["memcg_dying", "memcg_live"], start, end, None)
-    dying, live = ser["memcg_dying"], ser["memcg_live"]
-    pts = [(t, d, lv) for t, d, lv in zip(dying.times, dying.values, live.values, strict=True)
-           if d is not None]
-    if not pts:
-        return None
-    t0 = pts[0][0]
-    rem = list(session.execute(
-        select(m.RemovedCgroup.removed_at, m.RemovedCgroup.file_bytes,
-               m.RemovedCgroup.shmem_bytes, m.RemovedCgroup.slab_bytes,
-               m.RemovedCgroup.kernel_stack_bytes)
-        .where(m.RemovedCgroup.host_id == host.id, m.RemovedCgroup.removed_at >= start)
-        .order_by(m.RemovedCgroup.removed_at).limit(200_000)).all())
-    return HostHistory(
-        host.name, host.era, host.possible_cpus_total, host.numa_nodes_total, t0,
-        [(t - t0).total_seconds() for t, _, _ in pts], [float(d or 0) for _, d, _ in pts],
-        [float(lv or 0) for _, _, lv in pts],
-        [(r[0] - t0).total_seconds() for r in rem], [r[1] for r in rem], [r[2] for r in rem],
-        [r[3] for r in rem], [r[4] for r in rem])
+    return mi.host_history(session, host, first.taken_at, end)
 
 
 def state(session: Session, host: m.Host) -> HostState | None:

@@ -2,16 +2,63 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalBucket:
+    """The cgroups removed in one time bucket: how many, what they left, in counts and sums.
+
+    Counts and byte sums combine exactly across buckets (and across hourly rollups), so the
+    model gets shares and means of any window from a bounded number of buckets, however many
+    cgroups were removed. `seconds` is the bucket's time since the history's start.
+    """
+
+    seconds: float
+    removed: int
+    with_file: int = 0  # file > 0
+    with_shmem: int = 0  # shmem > 0
+    pagecache_only: int = 0  # file > 0 and no shmem: page cache is what pins it
+    with_kstack: int = 0  # kernel_stack > 0
+    slab_known: int = 0  # memory.stat reported slab (cgroup2)
+    file_bytes: int = 0
+    shmem_bytes: int = 0
+    slab_bytes: int = 0
+    kstack_bytes: int = 0
+
+
+RemovedRow = tuple[float, int | None, int | None, int | None, int | None]
+
+
+def bucket_removals(rows: Iterable[RemovedRow], width: float) -> list[RemovalBucket]:
+    """Removals (seconds, file, shmem, slab, kernel_stack bytes) in buckets of `width` s.
+
+    The same arithmetic the database does in SQL, for callers that hold single removals.
+    """
+    if width <= 0:
+        raise ValueError(f"bucket width must be positive, not {width}")
+    acc: dict[int, list[int]] = {}
+    for t, file, shm, slab, kst in rows:
+        a = acc.setdefault(math.floor(t / width), [0] * 10)
+        f, s, k = file or 0, shm or 0, kst or 0
+        for i, v in enumerate((1, f > 0, s > 0, f > 0 and s == 0, k > 0, slab is not None,
+                               f, s, slab or 0, k)):
+            a[i] += int(v)
+    return [RemovalBucket(b * width, *a) for b, a in sorted(acc.items())]
 
 
 @dataclass(frozen=True, slots=True)
 class HostHistory:
     """Dying and live memcgs over time, and what removed cgroups had charged when last seen.
 
-    Times are seconds since `start`. Charges are bytes, None where the kernel does not say
-    (v1 memory.stat has no slab or kernel_stack).
+    Times are seconds since `start`. The series are bucketed (the most dying and live memcgs
+    of each bucket) and removals aggregated per bucket: the size of a history is bounded by
+    its number of buckets, not by how long the host ran or how many cgroups it removed.
+    Byte sums count only what the kernel reports (v1 memory.stat has no slab or
+    kernel_stack: `slab_known` stays 0).
     """
 
     host: str
@@ -22,11 +69,7 @@ class HostHistory:
     times_seconds: list[float]
     dying: list[float]
     live: list[float]
-    removed_seconds: list[float] = field(default_factory=list)
-    removed_file_bytes: list[int | None] = field(default_factory=list)
-    removed_shmem_bytes: list[int | None] = field(default_factory=list)
-    removed_slab_bytes: list[int | None] = field(default_factory=list)
-    removed_kstack_bytes: list[int | None] = field(default_factory=list)
+    removals: list[RemovalBucket] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

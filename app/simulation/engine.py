@@ -10,10 +10,15 @@ its last object is, so a cgroup's slab pin lasts until its last object of every 
 Aggregates (pages, objects, zombie caches, sysfs directories, refcounts) are expected values:
 the histogram of removal times on the output grid, convolved with each leftover's survival
 function, and cut off by operator events (drop_caches, deleting files).
+
+A class may be thinned (JobClass.weight > 1: each drawn cgroup stands for that many, as the
+calibration does for busy hosts), so the cost is bounded by the cgroups drawn, not the
+cgroups a host removes; every count and aggregate is scaled back by the weight.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -110,13 +115,29 @@ def rate_of(left: Leftover, workload: Workload) -> float:
     return rate if rate >= MIN_RATE else 0.0
 
 
-def _last_of(n: int, rate: float, size: int, rng: np.random.Generator) -> Array:
-    """When the last of n exponential(rate) lifetimes ends, for `size` independent groups."""
+# Irrational steps of the quasi-random draws, one per pin group (fractional parts of the
+# square roots of primes: a Kronecker sequence, evenly spread in every dimension).
+KRONECKER = [math.sqrt(p) % 1 for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29)]
+
+
+def _last_of(n: int, rate: float, size: int, rng: np.random.Generator,
+             quasi: int | None = None) -> Array:
+    """When the last of n exponential(rate) lifetimes ends, for `size` independent groups.
+
+    `quasi` (thinned classes; the pin group's number): the uniform draws are a randomly
+    shifted Kronecker sequence in arrival order, not independent. Each cgroup's time keeps
+    its distribution, but any run of consecutive cgroups follows it closely, so a thinned
+    class's counts carry little sampling noise.
+    """
     if n <= 0:
         return np.zeros(size)
     if rate <= 0:
         return np.full(size, np.inf)
-    u = rng.random(size)
+    if quasi is not None:
+        step = KRONECKER[quasi % len(KRONECKER)]
+        u: Array = np.mod(rng.random() + np.arange(size, dtype=np.float64) * step, 1.0)
+    else:
+        u = rng.random(size)
     # T = -ln(1 - U^(1/n)) / rate; log1p/expm1 keep precision for large n and small U.
     return -np.log(-np.expm1(np.log(np.maximum(u, 1e-300)) / n)) / rate
 
@@ -151,7 +172,8 @@ def _cohort(job: JobClass, w: Workload, rng: np.random.Generator) -> _Cohort:
         amounts[g] = amounts.get(g, 0) + left.amount
     release: dict[int, Array] = {}
     for (_kind, rate, cuts), g in keys.items():
-        t = offline + _last_of(amounts[g], rate, len(create), rng)
+        t = offline + _last_of(amounts[g], rate, len(create), rng,
+                               g if job.weight != 1.0 else None)
         for cut in cuts:
             # Freed at the event if it existed by then; created later, it is untouched.
             hit = create <= cut
@@ -229,8 +251,13 @@ def _pages(n: int, per: int, rate: float) -> Callable[[Array], Array]:
 
 
 def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
-             progress: Callable[[str], None] | None = None) -> SimulationResult:
-    """Run a workload in each era (all six by default). Same seed, same result."""
+             progress: Callable[[str], None] | None = None,
+             aggregates: bool = True) -> SimulationResult:
+    """Run a workload in each era (all six by default). Same seed, same result.
+
+    `aggregates=False` computes only the live and dying memcgs, leaving the rest (by pin,
+    in release, pages, caches, refcounts) at zero: what a fit needs, at a fraction of the cost.
+    """
     names = eras or list(ERAS)
     unknown = [e for e in names if e not in ERAS]
     if unknown:
@@ -243,7 +270,7 @@ def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
         CACHE_PER_NODE_BYTES * w.numa_nodes
     # Era-independent expectations, computed once per leftover.
     expect: dict[tuple[int, int, str], Array] = {}
-    for ci, c in enumerate(cohorts):
+    for ci, c in enumerate(cohorts if aggregates else []):
         for li, left in enumerate(c.job.leftovers):
             r = rate_of(left, w)
             if left.kind is Kind.SLAB and left.cache is not None:
@@ -262,6 +289,12 @@ def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
     return out
 
 
+def _ints(a: Array) -> list[int]:
+    # Counts are whole numbers unless a class is thinned (weight != 1): round, not truncate.
+    out: list[int] = np.rint(a).astype(np.int64).tolist()
+    return out
+
+
 def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
          expect: dict[tuple[int, int, str], Array], cost: int, cache_cost: int) -> EraResult:
     zeros = np.zeros_like(times)
@@ -273,9 +306,10 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
     gp = 0.03  # one RCU grace period, seconds (a few jiffies at HZ=250)
     for ci, c in enumerate(cohorts):
         n = len(c.create)
-        created += n
         if n == 0:
             continue
+        wt = c.job.weight
+        created += round(n * wt)
         pinned_until = c.offline.copy()
         slab_caches = [li for li, lf in enumerate(c.job.leftovers) if lf.kind is Kind.SLAB]
         per_kind: dict[Kind, Array] = {}
@@ -283,33 +317,35 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
             if _pins_in(era, kind):
                 pinned_until = np.maximum(pinned_until, c.release[g])
                 per_kind[kind] = np.maximum(per_kind.get(kind, c.offline), c.release[g])
-        for kind, until in per_kind.items():
-            by_pin[kind.value] += _counts(times, c.offline, until)
+        for kind, until in per_kind.items() if expect else ():
+            by_pin[kind.value] += wt * _counts(times, c.offline, until)
         delay = era.release_delay_seconds
         if era.slab_pin is SlabPin.CACHE and slab_caches:
             # drained -> percpu_ref_kill (atomic after a grace period) -> zero -> RCU -> work
             delay += gp * (era.deactivate_grace_periods + era.shutdown_grace_periods + 1)
         free = np.where(np.isinf(pinned_until), np.inf,
                         np.maximum(pinned_until + delay, c.offline + era.release_delay_seconds))
-        live += _counts(times, c.create, c.offline)
-        dying += _counts(times, c.offline, free)
-        in_release += _counts(times, np.where(np.isinf(pinned_until), np.inf, pinned_until),
-                              free)
-        freed += int((free <= times[-1]).sum())
-        never += int(np.isinf(free).sum())
-        live_caches = _counts(times, c.create, c.offline) * len(slab_caches)
+        live += wt * _counts(times, c.create, c.offline)
+        dying_c = wt * _counts(times, c.offline, free)
+        dying += dying_c
+        freed += round(int((free <= times[-1]).sum()) * wt)
+        never += round(int(np.isinf(free).sum()) * wt)
+        if not expect:
+            continue  # live and dying only (simulate(aggregates=False))
+        in_release += wt * _counts(times, np.where(np.isinf(pinned_until), np.inf,
+                                                   pinned_until), free)
+        live_caches = wt * _counts(times, c.create, c.offline) * len(slab_caches)
         for li in slab_caches:
             left = c.job.leftovers[li]
             assert left.cache is not None
             per_page = (1 << left.cache.order)
-            pages = expect[ci, li, "pages"]
-            nonempty = expect[ci, li, "nonempty"]
-            objects = expect[ci, li, "objects"]
+            pages = wt * expect[ci, li, "pages"]
+            nonempty = wt * expect[ci, li, "nonempty"]
+            objects = wt * expect[ci, li, "objects"]
             if era.per_memcg_caches:
                 slab_bytes += pages * per_page * PAGE
                 if era.slab_pin is SlabPin.PAGE:
                     # Caches are destroyed only with their memcg: zombies while it is dying.
-                    dying_c = _counts(times, c.offline, free)
                     zombies += dying_c
                     sysfs += dying_c if era.sysfs_child_dirs else 0.0
                     memcg_refs += pages * per_page  # css refs per charged 4 KiB page
@@ -328,13 +364,12 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
         for li, left in enumerate(c.job.leftovers):
             if left.kind is Kind.SLAB or not _pins_in(era, left.kind):
                 continue
-            units = expect[ci, li, "units"]
+            units = wt * expect[ci, li, "units"]
             memcg_refs += units * (KSTACK_PAGES if left.kind is Kind.KSTACK else 1)
     return EraResult(
-        era=era.name, times_seconds=times.tolist(), live=live.astype(int).tolist(),
-        dying=dying.astype(int).tolist(),
-        dying_by_pin={p: v.astype(int).tolist() for p, v in by_pin.items()},
-        dying_in_release=in_release.astype(int).tolist(),
+        era=era.name, times_seconds=times.tolist(), live=_ints(live), dying=_ints(dying),
+        dying_by_pin={p: _ints(v) for p, v in by_pin.items()},
+        dying_in_release=_ints(in_release),
         dying_cost_bytes=(dying * cost + zombies * cache_cost).tolist(),
         zombie_caches=zombies.tolist(), sysfs_dirs=sysfs.tolist(),
         leftover_slab_bytes=slab_bytes.tolist(), cache_refs=cache_refs.tolist(),

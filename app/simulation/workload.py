@@ -61,6 +61,9 @@ class JobClass:
     period_seconds: float | None = None  # a timer/cron: one cgroup every period, exactly
     count: int | None = None  # stop after this many cgroups (selftests)
     start_seconds: float = 0.0
+    # Each simulated cgroup stands for this many (a class thinned so that a busy host's
+    # months cost the engine a bounded number of cgroups; counts are scaled back).
+    weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

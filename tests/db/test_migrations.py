@@ -14,7 +14,8 @@ from app.db.session import make_engine
 TABLES = {"host", "scrape", "scrape_error", "slab_cache", "slab_sample", "cgroup",
           "cgroup_frame", "cgroup_kmem_cache_sample", "memcg_cache_sample",
           "memcg_slabinfo_sample", "removed_cgroup", "host_token", "scrape_hourly",
-          "slab_hourly", "ingest_counter", "host_spool_dropped", "alert_state"}
+          "slab_hourly", "ingest_counter", "host_spool_dropped", "alert_state",
+          "removed_hourly"}
 
 
 def _tables(url: str) -> set[str]:
