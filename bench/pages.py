@@ -22,6 +22,7 @@ Usage: python bench/pages.py [--quick] [--hosts 20] [--days 3] [--reps 30]
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import tempfile
@@ -49,8 +50,13 @@ from bench._interleave import interleave, median_ratio, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = ROOT / "tests" / "fixtures" / "host-6.18"
-BASE = Collector(CollectorOptions(proc_root=str(HOST / "proc"), sys_root=str(HOST / "sys"),
-                                  page_size_bytes=4096)).collect()
+
+
+@functools.cache
+def base_caches() -> tuple[Any, ...]:
+    """The fixture host's slab caches (collected once, on first use, not at import)."""
+    return Collector(CollectorOptions(proc_root=str(HOST / "proc"), sys_root=str(HOST / "sys"),
+                                      page_size_bytes=4096)).collect().caches
 
 
 def cgroup_paths() -> list[str]:
@@ -106,7 +112,7 @@ def rows_for_host(h: int, scrape_id0: int, cache_id0: int, cgroup_id0: int, end:
                   n: int, step: timedelta, tables: dict[str, Any]
                   ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Rows of one host, in batches: ("scrape", [...]), ("slab_sample", [...]), ..."""
-    caches = BASE.caches
+    caches = base_caches()
     scrape_cols = {c.name for c in tables["scrape"].columns}
     removed_cols = {c.name for c in tables["removed_cgroup"].columns}
     slab_has_time = "taken_at" in {c.name for c in tables["slab_sample"].columns}
@@ -150,12 +156,12 @@ def rows_for_host(h: int, scrape_id0: int, cache_id0: int, cgroup_id0: int, end:
         yield "removed_cgroup", removed
 
 
-def seed(url: str, hosts: int, days: float, end: datetime) -> int:
+def seed(url: str, hosts: int, days: float, end: datetime, step_seconds: int = 60) -> int:
     """Bulk-load the fleet; return the number of slab_sample rows written."""
     upgrade(url)
     engine = make_engine(url)
-    step = timedelta(seconds=60)
-    n = int(days * 86_400 / 60)
+    step = timedelta(seconds=step_seconds)
+    n = int(days * 86_400 / step_seconds)
     tables = {t.name: t for t in m.Base.metadata.sorted_tables}
     written = 0
     with engine.begin() as conn:
@@ -170,7 +176,7 @@ def seed(url: str, hosts: int, days: float, end: datetime) -> int:
             "slab_size_bytes": c.slab_size_bytes, "objs_per_slab_total": c.objs_per_slab,
             "pages_per_slab_total": c.pages_per_slab, "order": c.order,
             "reclaim_account": c.reclaim_account, "first_seen_at": end - step * (n - 1),
-            "last_seen_at": end} for h in range(hosts) for j, c in enumerate(BASE.caches)])
+            "last_seen_at": end} for h in range(hosts) for j, c in enumerate(base_caches())])
         conn.execute(insert(m.Cgroup), [{
             "id": h * 1000 + j + 1, "host_id": h + 1, "hierarchy": "memory", "path": p,
             "first_seen_at": end - step * (n - 1), "last_seen_at": end, "removed_at": None}
@@ -328,43 +334,56 @@ def elapsed(fn: Callable[[], Any]) -> Callable[[], float]:
 Row = tuple[str, float, float, float, float, float]
 
 
-def measure(url: str, reps: int, end: datetime) -> list[Row]:
-    """Each page against its floor, interleaved; floors checked equal to the pages' data."""
-    app = create_app(Settings(database_url=url))
-    engine = make_engine(url)
-    dialect = engine.dialect.name
+Case = tuple[str, Callable[[], Any], Callable[[], Any]]
+
+
+def cases(client: TestClient, conn: Any, end: datetime) -> list[Case]:
+    """(name, page, floor) per page, after checking every floor returns the page's data."""
+    dialect = conn.dialect.name
     since, until = end - timedelta(days=3), end
     rng = {"since": since.isoformat(), "until": until.isoformat()}
     # The bucket width every page uses: at most 2000 points over the range.
     step = max(1, math.ceil((until - since).total_seconds() / 2000))
     binds = {"since": when(since, dialect), "until": when(until, dialect), "step": step}
+    hosts = _ok(client.get("/api/v1/hosts", params={"limit": 1000})).json()["items"]
+    top = hosts[0]["name"]
+    hid, cid = conn.execute(text(
+        "SELECT h.id, c.id FROM host h JOIN slab_cache c ON c.host_id = h.id "
+        "WHERE h.name = :n AND c.name = 'dentry'"), {"n": top}).one()
+
+    def host_floor() -> dict[str, list[tuple[float, float]]]:
+        return floor_series(conn, dialect, HOST_SERIES, HOST_METRICS, hid=hid, **binds)
+
+    def cache_floor() -> dict[str, list[tuple[float, float]]]:
+        return floor_series(conn, dialect, CACHE_SERIES, CACHE_METRICS, cid=cid, **binds)
+
+    def dying_floor() -> dict[str, list[tuple[float, float]]]:
+        return floor_series(conn, dialect, DYING_SERIES, ["memcg_dying"], hid=hid, **binds)
+
+    def spark_floor() -> dict[int, list[float]]:
+        return floor_sparklines(conn, dialect)
+
+    check_equal(client, top, rng, step, hosts, host_floor(), cache_floor(), dying_floor(),
+                spark_floor())
+    return [
+        ("fleet page /", lambda: _ok(client.get("/")), spark_floor),
+        ("host page, 3 days", lambda: _ok(client.get(f"/hosts/{top}", params=rng)),
+         host_floor),
+        ("cache page, 3 days", lambda: _ok(client.get(f"/hosts/{top}/caches/dentry",
+                                                      params=rng)), cache_floor),
+        ("series API, 3 days", lambda: _ok(client.get(
+            f"/api/v1/hosts/{top}/series", params={"metric": "memcg_dying", **rng})),
+         dying_floor),
+    ]
+
+
+def measure(url: str, reps: int, end: datetime) -> list[Row]:
+    """Each page against its floor, interleaved; floors checked equal to the pages' data."""
+    engine = make_engine(url)
     out: list[Row] = []
-    with TestClient(app) as client, engine.connect() as conn:
-        hosts = _ok(client.get("/api/v1/hosts", params={"limit": 1000})).json()["items"]
-        top = hosts[0]["name"]
-        hid, cid = conn.execute(text(
-            "SELECT h.id, c.id FROM host h JOIN slab_cache c ON c.host_id = h.id "
-            "WHERE h.name = :n AND c.name = 'dentry'"), {"n": top}).one()
-        host_floor = lambda: floor_series(conn, dialect, HOST_SERIES, HOST_METRICS,  # noqa: E731
-                                          hid=hid, **binds)
-        cache_floor = lambda: floor_series(conn, dialect, CACHE_SERIES,  # noqa: E731
-                                           CACHE_METRICS, cid=cid, **binds)
-        dying_floor = lambda: floor_series(conn, dialect, DYING_SERIES,  # noqa: E731
-                                           ["memcg_dying"], hid=hid, **binds)
-        spark_floor = lambda: floor_sparklines(conn, dialect)  # noqa: E731
-        check_equal(client, top, rng, step, hosts, host_floor(), cache_floor(),
-                    dying_floor(), spark_floor())
-        cases = [
-            ("fleet page /", lambda: _ok(client.get("/")), spark_floor),
-            ("host page, 3 days", lambda: _ok(client.get(f"/hosts/{top}", params=rng)),
-             host_floor),
-            ("cache page, 3 days", lambda: _ok(client.get(f"/hosts/{top}/caches/dentry",
-                                                          params=rng)), cache_floor),
-            ("series API, 3 days", lambda: _ok(client.get(
-                f"/api/v1/hosts/{top}/series", params={"metric": "memcg_dying", **rng})),
-             dying_floor),
-        ]
-        for name, page, fl in cases:
+    with TestClient(create_app(Settings(database_url=url))) as client, \
+            engine.connect() as conn:
+        for name, page, fl in cases(client, conn, end):
             page(), fl()  # warm
             r = interleave({"page": elapsed(page), "floor": elapsed(fl)}, reps)
             out.append((name, pct(r["page"], .5), pct(r["page"], .95), pct(r["floor"], .5),
