@@ -60,11 +60,11 @@ class Fleet:
     """Simulated hosts, each ticking every interval, staggered evenly over it."""
 
     def __init__(self, url: str, names: list[str], interval: float, spool_root: Path,
-                 bodies: BodyMaker, series_every: int, full_every: int,
+                 bodies: BodyMaker, cadence: dict[str, int],
                  make_pusher: Callable[[str, str, Spool], Pusher]) -> None:
         self.interval = interval
         self.bodies = bodies
-        self.series_every, self.full_every = series_every, full_every
+        self.cadence = cadence  # in ticks: cgroup_series, cgroup_full_stat, host_full
         self.hosts = []
         for i, n in enumerate(names):
             spool = Spool(str(spool_root / n), 100_000)
@@ -101,11 +101,14 @@ class Fleet:
         return resp
 
     def _kind(self, h: _Host) -> str:
-        if h.ticks == 0:
-            return "new"  # the first snapshot registers every cgroup with its memory.stat
-        if (h.ticks + h.index * 7919) % self.full_every == 0:
-            return "full"
-        return "series" if (h.ticks + h.index) % self.series_every == 0 else "host"
+        """What this tick of this host carries; each cadence staggered over the hosts."""
+        c, k, i = self.cadence, h.ticks, h.index
+        host_full = "/host_full" if k == 0 or (k + i * 31) % c["host_full"] == 0 else ""
+        if k == 0:  # the first snapshot registers every cgroup with its memory.stat
+            return "new" + host_full
+        if (k + i * 7919) % c["cgroup_full_stat"] == 0:
+            return "full" + host_full
+        return ("series" if (k + i) % c["cgroup_series"] == 0 else "host") + host_full
 
     def tick(self, h: _Host) -> None:
         """One collector tick of one host: spool the snapshot, then flush the spool."""
