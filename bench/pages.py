@@ -115,7 +115,7 @@ def rows_for_host(h: int, scrape_id0: int, cache_id0: int, cgroup_id0: int, end:
     caches = base_caches()
     scrape_cols = {c.name for c in tables["scrape"].columns}
     removed_cols = {c.name for c in tables["removed_cgroup"].columns}
-    slab_has_time = "taken_at" in {c.name for c in tables["slab_sample"].columns}
+    slab_day = "taken_day" in {c.name for c in tables["slab_sample"].columns}
     batch = 200
     for start in range(0, n, batch):
         scrapes, slabs, cgs, removed = [], [], [], []
@@ -143,10 +143,13 @@ def rows_for_host(h: int, scrape_id0: int, cache_id0: int, cgroup_id0: int, end:
                         "num_slabs_total": c.num_slabs + grow,
                         "slab_bytes": (c.num_slabs + grow) * c.pages_per_slab * 4096,
                         "partial_slabs_total": None, "cpu_slabs_total": None}
-                if slab_has_time:  # a time-partitioned table carries its partition key
-                    slab["taken_at"] = at
+                if slab_day:  # a table partitioned by day carries its day number (0005)
+                    slab["taken_day"] = int(at.timestamp() // 86_400)
                 slabs.append(slab)
             got, cg_table = cgroup_rows(h, sid, at, k, step, cgroup_id0, set(tables))
+            if "taken_day" in {c.name for c in tables[cg_table].columns}:
+                for r in got:
+                    r["taken_day"] = int(at.timestamp() // 86_400)
             cgs += got
             if k % 10 == 0:
                 removed.append(removed_row(h, k, at, step, removed_cols))
@@ -182,6 +185,8 @@ def seed(url: str, hosts: int, days: float, end: datetime, step_seconds: int = 6
             "first_seen_at": end - step * (n - 1), "last_seen_at": end, "removed_at": None}
             for h in range(hosts) for j, p in enumerate(cgroup_paths())])
     pg = engine.dialect.name == "postgresql"
+    if pg:
+        make_partitions(engine, end - step * (n - 1), end)
     for h in range(hosts):
         with engine.begin() as conn:
             for table, rows in rows_for_host(h, h * n + 1, h * 1000 + 1, h * 1000 + 1, end, n,
@@ -205,6 +210,18 @@ def seed(url: str, hosts: int, days: float, end: datetime, step_seconds: int = 6
             conn.execute(text("ANALYZE"))
     engine.dispose()
     return written
+
+
+def make_partitions(engine: Any, first: datetime, last: datetime) -> None:
+    """Daily partitions for the seeded history, as the writer path would have made them
+    (PostgreSQL from migration 0005 on; nothing to do before it)."""
+    try:
+        from app.db import partitions  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    from sqlalchemy.orm import Session
+    with Session(engine) as s, s.begin():
+        partitions.create_days(s, range(partitions.day_of(first), partitions.day_of(last) + 1))
 
 
 def _copy(conn: Any, table: str, rows: list[dict[str, Any]]) -> None:
