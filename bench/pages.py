@@ -255,8 +255,8 @@ HOST_METRICS = ["memcg_dying", "memcg_live", "sreclaimable_bytes", "sunreclaim_b
 CACHE_SERIES = """
 SELECT {b} AS b, avg(ss.num_objs_total), avg(ss.active_objs_total), avg(ss.num_slabs_total),
        avg(ss.slab_bytes)
-FROM slab_sample ss JOIN scrape sc ON sc.id = ss.scrape_id
-WHERE ss.cache_id = :cid AND sc.taken_at >= :since AND sc.taken_at <= :until
+FROM scrape sc JOIN slab_sample ss ON ss.scrape_id = sc.id AND ss.cache_id = :cid
+WHERE sc.host_id = :hid AND sc.taken_at >= :since AND sc.taken_at <= :until
 GROUP BY b ORDER BY b
 """
 CACHE_METRICS = ["objects", "active_objs", "slabs", "bytes"]
@@ -372,7 +372,10 @@ def cases(client: TestClient, conn: Any, end: datetime) -> list[Case]:
         return floor_series(conn, dialect, HOST_SERIES, HOST_METRICS, hid=hid, **binds)
 
     def cache_floor() -> dict[str, list[tuple[float, float]]]:
-        return floor_series(conn, dialect, CACHE_SERIES, CACHE_METRICS, cid=cid, **binds)
+        # The cache's host's scrapes in range drive it (scrape (host_id, taken_at) index, then
+        # slab_sample's (scrape_id, cache_id) key): the plan of least work.
+        return floor_series(conn, dialect, CACHE_SERIES, CACHE_METRICS, cid=cid, hid=hid,
+                            **binds)
 
     def dying_floor() -> dict[str, list[tuple[float, float]]]:
         return floor_series(conn, dialect, DYING_SERIES, ["memcg_dying"], hid=hid, **binds)

@@ -243,17 +243,23 @@ def daemon_rss(url: str, push_spool: Path | None = None, seconds: float = 9
         extra = ["--push", "http://127.0.0.1:9", "--token-file", str(token),
                  "--spool-dir", str(push_spool)]
     # `slabscope collect` migrates in a child, then execs the daemon: same pid throughout.
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "collect", "--interval", "0.5",
-                             *extra], cwd=root, env=env, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(seconds)
-        status = Path(f"/proc/{proc.pid}/status").read_text()
-        kb = {k: int(v.split()[0]) for k, v in (x.split(":", 1) for x in status.splitlines())
-              if k in ("VmRSS", "VmHWM")}
-        return kb["VmRSS"], kb["VmHWM"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "collect", "--interval",
+                                 "0.5", *extra], cwd=root, env=env, stderr=err)
+        try:
+            time.sleep(seconds)
+            if proc.poll() is not None:
+                err.seek(0)
+                raise SystemExit(f"the collector daemon exited ({proc.returncode}): "
+                                 f"{err.read().decode(errors='replace')[-800:]}")
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            kb = {k: int(v.split()[0]) for k, v in
+                  (x.split(":", 1) for x in status.splitlines()) if k in ("VmRSS", "VmHWM")}
+            return kb["VmRSS"], kb["VmHWM"]
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
 
 
 def postgres_database() -> str | None:
