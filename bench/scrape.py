@@ -16,7 +16,17 @@ Every ratio is the median of per-round ratios, subject and baseline alternating 
 (bench/_interleave.py). Targets (issue 2): ours <= 1.5x the floor, <= 0.25x node_exporter's
 CPU, daemon RSS <= 60 MB. Only ratios are meaningful on this noisy machine.
 
+`--cgroups N` (issue 8, bench/scale_tree.py from the collector's branch) instead builds a
+synthetic host of N cgroups on tmpfs (v1 or v2, from real memory.stat files: this VM's and
+the fixtures', values varied per cgroup, each directory with as many entries as a real one)
+and measures, in one process, interleaved:
+  * one cgroup walk (every live cgroup's files read into the compact copy) against the
+    read-and-convert floor of the same files: open+read each, int() of every number;
+  * the CPU of a steady tick (listing, host files, no walk) and of a walk tick;
+then the daemon's peak RSS (VmHWM) at that size in push mode and with a SQLite sink.
+
 Usage: python bench/scrape.py [--quick] [--rounds N]
+       python bench/scrape.py --cgroups N [--layout v1|v2] [--no-rss]
 """
 
 from __future__ import annotations
@@ -284,7 +294,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="few rounds, SQLite RSS only")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 30, "
                     "--quick 5)")
+    ap.add_argument("--cgroups", type=int, help="synthetic host of N cgroups (issue 8)")
+    ap.add_argument("--layout", choices=("v1", "v2"), default="v2")
+    ap.add_argument("--no-rss", action="store_true", help="skip the daemon RSS runs")
     a = ap.parse_args()
+    if a.cgroups:
+        from bench.scale_tree import scale_main
+        scale_main(a.cgroups, a.layout, rss=not a.no_rss)
+        return
     rounds = a.rounds or (5 if a.quick else 30)
     block = 10  # calls per case per round
     collector = Collector(CollectorOptions())
