@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
-"""A fleet pushing to one server, under load and under faults (issue 5 targets).
+"""A fleet pushing to one server through the collector's own Spool and Pusher, under faults.
 
-N simulated hosts (default 1000) each push a real snapshot (this VM's capture: 235 caches,
-padded to 50 cgroups) every 30 s to one `slabscope serve` on PostgreSQL, on loopback, through
-the collector's own spool (app/collector/push.py's Spool, on disk) and the same HTTP call.
-  1. steady load for --minutes (default 5): p50/p95/p99 ingest latency, every snapshot stored;
-  2. the server stopped for --outage seconds (default 60) under load, then started again;
-  3. PostgreSQL restarted under load;
-after each phase the spools drain and the rows are counted: every snapshot exactly once.
-Targets: p99 < 250 ms at 1000 hosts / 30 s; nothing lost, nothing twice.
+N simulated hosts (default 1000) each build snapshots with the collector's encoder
+(app.domain.snapshot_json.snapshot_to_dict of a Snapshot, gzip, as the push sink sends them),
+put them in their own on-disk `Spool` and send them with their own `Pusher`. Host data goes
+every --interval (30 s); each host carries --cgroups N cgroups whose data comes at the
+collector's default cadence (settings): the series table every 300 s, the whole memory.stat
+table every 6 h, staggered over hosts; every cgroup is sent once as new, in a warm-up before
+the measured phases. The server is `slabscope serve --workers N` (or uvicorn --factory
+app.main:create_app --workers N where serve has no --workers yet) on a PostgreSQL cluster of
+the bench's own (so it can restart it without disturbing anyone), on loopback.
 
-Usage: python bench/fleet.py [--hosts 1000] [--interval 30] [--minutes 5] [--outage 60]
+Phases, each with its own latency of every push (HTTP round trip, successes) and delay from a
+snapshot's making to its storing:
+  steady (--minutes) -> server stopped (--outage s) -> recovery -> PostgreSQL restarted ->
+  recovery (spools drained after each recovery); then the rows are counted: every snapshot
+  exactly once. PostgreSQL growth per day is extrapolated from the steady phase.
+Targets (issue 8): 1,000 hosts x 1,000 cgroups, `--workers 2`: p99 < 250 ms, nothing lost,
+nothing twice.
+
+Usage: python bench/fleet.py [--quick] [--hosts 1000] [--cgroups 1000] [--workers 2]
+                             [--interval 30] [--minutes 5] [--outage 60]
 """
 
 from __future__ import annotations
@@ -18,21 +28,16 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
+import logging
+import random
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,222 +46,169 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 
 from app.api.routes.ingest import token_hash
-from app.collector.push import Spool
+from app.collector.push import Pusher
 from app.collector.scrape import Collector, CollectorOptions
+from app.collector.sources._files import parse_flat_keyed
+from app.config import Settings
 from app.db.migrate import upgrade
-from app.domain.samples import CgroupSample
+from app.domain.cgtable import CgroupTable, table_from_rows
+from app.domain.samples import CgroupSample, Snapshot
 from app.domain.snapshot_json import snapshot_to_dict
+from bench._fleetrun import Fleet, Server, check, phase_line
+from bench._pgcluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = ROOT / "tests" / "fixtures" / "host-6.18"
+STAT = HOST / "sys/fs/cgroup/memory/process_api/2fc70cf2b32325a09a5a8fda40c1b553/memory.stat"
+SERIES_KEYS = ("cache", "rss", "shmem", "dirty", "writeback", "swap", "total_cache",
+               "total_rss", "total_shmem")
+# Replaced in each body by the push's own time: the encoder decides where taken_at goes.
+PLACEHOLDER_AT = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
 
 
-def template() -> str:
-    s = Collector(CollectorOptions(proc_root=str(HOST / "proc"),
-                                   sys_root=str(HOST / "sys"))).collect()
-    extra = tuple(CgroupSample("memory", f"/fleet.slice/job-{i}.service",
-                               {"cache": 65536 * i, "rss": 4096 * i, "shmem": 0}, 1_000_000 + i,
-                               4096 * i) for i in range(50 - len(s.cgroups)))
-    s = replace(s, host=replace(s.host, hostname="__HOST__"), cgroups=s.cgroups + extra)
-    d = snapshot_to_dict(s)
-    d["taken_at"] = "__TS__"
-    return json.dumps({"snapshot_id": "__SID__", "snapshot": d})
+class Bodies:
+    """Snapshot bodies of one kind each, encoded once, stamped per push (host, id, time)."""
+
+    def __init__(self, cgroups: int, seed: int = 8) -> None:
+        base = Collector(CollectorOptions(proc_root=str(HOST / "proc"),
+                                          sys_root=str(HOST / "sys"))).collect()
+        stat = parse_flat_keyed(str(STAT), STAT.read_text())
+        rng = random.Random(seed)
+        keys = [("memory", f"/fleet.slice/job-{i}.service") for i in range(cgroups)]
+        # Values differ per cgroup (page-aligned, as the kernel's are): frames compress as a
+        # real host's would, not as one repeated row.
+        rows = [{k: (v and rng.randrange(1, 1 << 18) * 4096) for k, v in stat.items()}
+                for _ in keys]
+        series = table_from_rows(["memory.usage", *(f"memory.stat:{k}" for k in SERIES_KEYS)],
+                                 keys, [{"memory.usage": r["rss"] + r["cache"],
+                                         **{f"memory.stat:{k}": r[k] for k in SERIES_KEYS}}
+                                        for r in rows])
+        full = table_from_rows([f"memory.stat:{k}" for k in stat], keys,
+                               [{f"memory.stat:{k}": v for k, v in r.items()} for r in rows])
+        new = tuple(CgroupSample(h, p, r, r["rss"] + r["cache"])
+                    for (h, p), r in zip(keys, rows, strict=True))
+        base = replace(base, taken_at=PLACEHOLDER_AT, removed=(),
+                       host=replace(base.host, hostname="__HOST__"))
+        tables = {"host": ((), None, None), "series": ((), series, None),
+                  "full": ((), series, full), "new": (new, series, full)}
+        # Whole meminfo/vmstat ride along at their own cadence (host_full); the host-level
+        # figures that pages read go with every push either way.
+        self.text = {f"{kind}{'/host_full' if hf else ''}": self._encode(
+            replace(base, host_full=hf), *(parts if cgroups else ((), None, None)))
+            for kind, parts in tables.items() for hf in (False, True)}
+
+    @staticmethod
+    def _encode(base: Snapshot, new: tuple[CgroupSample, ...], series: CgroupTable | None,
+                full: CgroupTable | None) -> str:
+        """The JSON text of one kind of push, with placeholders for host, id and time."""
+        s = replace(base, new_cgroups=new, series=series, full=full)
+        return json.dumps({"snapshot_id": "__SID__", "snapshot": snapshot_to_dict(s),
+                           "spool_dropped_total": 0})
+
+    def body(self, kind: str, host: str, sid: str) -> bytes:
+        """One push's gzip body, as the collector's push sink makes it."""
+        now = datetime.now(UTC).isoformat()
+        raw = (self.text[kind].replace("__HOST__", host).replace("__SID__", sid)
+               .replace(PLACEHOLDER_AT.isoformat(), now))
+        return gzip.compress(raw.encode(), 5)
 
 
-class Fleet:
-    def __init__(self, url: str, hosts: int, interval: float, spool_root: Path) -> None:
-        self.url = url + "/api/v1/ingest"
-        self.interval = interval
-        self.tpl = template()
-        self.hosts = [f"host-{i:04d}" for i in range(hosts)]
-        self.spools = {h: Spool(str(spool_root / h), 100_000) for h in self.hosts}
-        self.locks = {h: threading.Lock() for h in self.hosts}
-        self.made: list[str] = []
-        self.latency: list[float] = []
-        self.errors = 0
-        self.record = True
-        self.stop = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=48)
-
-    def body(self, host: str) -> tuple[str, bytes]:
-        sid = uuid.uuid4().hex
-        now = time.time_ns()
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now / 1e9)) + \
-            f".{now // 1000 % 10**6:06d}+00:00"
-        raw = self.tpl.replace("__HOST__", host).replace("__SID__", sid).replace("__TS__", ts)
-        return sid, gzip.compress(raw.encode(), 5)
-
-    def tick(self, host: str) -> None:
-        sid, body = self.body(host)
-        with self.locks[host]:
-            self.spools[host].put(sid, body)
-            self.made.append(sid)
-            self.flush(host)
-
-    def flush(self, host: str) -> None:
-        spool = self.spools[host]
-        pending = spool.pending()
-        for path in pending:
-            req = urllib.request.Request(self.url, data=path.read_bytes(), method="POST",
-                                         headers={"Authorization": f"Bearer token-{host}",
-                                                  "Content-Encoding": "gzip",
-                                                  "Content-Type": "application/json"})
-            t = time.perf_counter()
-            try:
-                with urllib.request.urlopen(req, timeout=30) as r:
-                    r.read()
-            except (urllib.error.URLError, OSError):
-                self.errors += 1
-                return
-            if self.record and len(pending) == 1:
-                self.latency.append(time.perf_counter() - t)
-            path.unlink()
-
-    def run_for(self, seconds: float) -> None:
-        """Each host ticks every interval, hosts spread evenly over it."""
-        start = time.monotonic()
-        n = len(self.hosts)
-        k = 0
-        while time.monotonic() - start < seconds:
-            due = start + k * self.interval / n
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(min(delay, 0.05))
-                continue
-            self.pool.submit(self.tick, self.hosts[k % n])
-            k += 1
-
-    def drain(self, limit: float = 300) -> None:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            left = [h for h in self.hosts if self.spools[h].pending()]
-            if not left:
-                return
-            list(self.pool.map(lambda h: self._flush_locked(h), left))
-            time.sleep(0.5)
-        raise SystemExit("spools did not drain")
-
-    def _flush_locked(self, host: str) -> None:
-        with self.locks[host]:
-            self.flush(host)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, SLABSCOPE_DATABASE_URL=url, SLABSCOPE_LOG_LEVEL="WARNING")
-    p = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-migrate", "--port",
-                          str(port)], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return p
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-
-
-def check(conn_kw: dict[str, Any], made: list[str]) -> tuple[int, int, int]:
-    with psycopg.connect(**conn_kw) as c:
-        rows = c.execute("SELECT count(*), count(DISTINCT snapshot_id) FROM scrape").fetchone()
-        assert rows is not None
-        stored = {r[0] for r in c.execute("SELECT snapshot_id FROM scrape")}
-    missing = len(set(made) - stored)
-    return int(rows[0]), int(rows[1]), missing
-
-
-def verdict(rows: int, distinct: int, missing: int, made: list[str]) -> str:
-    ok = rows == distinct == len(made) and not missing
-    return "every snapshot stored exactly once" if ok else "LOST OR DUPLICATED"
+def every(seconds: float, interval: float) -> int:
+    """A cadence in ticks of the host interval (at least every tick)."""
+    return max(1, round(seconds / interval))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=1000)
-    ap.add_argument("--interval", type=float, default=30.0)
-    ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--outage", type=float, default=60.0)
-    ap.add_argument("--admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--cgroups", type=int, default=1000, help="cgroups per host")
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    ap.add_argument("--interval", type=float, default=30.0, help="host data, seconds")
+    ap.add_argument("--minutes", type=float, default=5.0, help="steady phase")
+    ap.add_argument("--outage", type=float, default=60.0, help="server stopped, seconds")
+    ap.add_argument("--recovery", type=float, default=30.0, help="load after each fault, s")
+    ap.add_argument("--quick", action="store_true",
+                    help="50 hosts x 200 cgroups every 5 s, 30 s steady, 10 s outage")
     a = ap.parse_args()
-    from sqlalchemy.engine import make_url
-    u = make_url(a.admin)
+    if a.quick:
+        a.hosts, a.cgroups, a.interval, a.minutes, a.outage, a.recovery = 50, 200, 5.0, .5, 10, 10
+    defaults = Settings.model_fields
+    cadence = {k: every(defaults[f"{k}_interval_seconds"].default, a.interval)
+               for k in ("cgroup_series", "cgroup_full_stat", "host_full")}
+    logging.getLogger("slabscope.push").setLevel(logging.CRITICAL)  # 1,000 pushers' retries
+    pg = Cluster()
     name = f"slabscope_fleet_{uuid.uuid4().hex[:8]}"
-    admin_kw = {"host": u.host, "port": u.port or 5432, "user": u.username,
-                "dbname": u.database, "autocommit": True}
-    with psycopg.connect(**admin_kw) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = str(u.set(database=name).render_as_string(hide_password=False))
-    kw = dict(admin_kw, dbname=name)
-    upgrade(url)
-    with psycopg.connect(**kw) as c, c.cursor() as cur:
-        cur.executemany("INSERT INTO host_token (host_name, token_sha256, created_at) "
-                        "VALUES (%s, %s, now())",
-                        [(f"host-{i:04d}", token_hash(f"token-host-{i:04d}"))
-                         for i in range(a.hosts)])
-    port = free_port()
-    server = start_server(url, port)
+    admin = {"host": "127.0.0.1", "port": pg.port, "user": "postgres", "dbname": "postgres",
+             "autocommit": True}
+    kw: dict[str, Any] = dict(admin, dbname=name)
     spool_root = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="slabscope-fleet-"))
-    fleet = Fleet(f"http://127.0.0.1:{port}", a.hosts, a.interval, spool_root)
-    rate = a.hosts / a.interval
+    server: Server | None = None
+    fleet: Fleet | None = None
     try:
-        print(f"{a.hosts} hosts every {a.interval:g} s = {rate:.1f} pushes/s, "
-              f"{len(fleet.body('x')[1]):,} bytes gzip each; server on PostgreSQL, loopback")
-        # 1. steady load
-        fleet.run_for(a.minutes * 60)
-        fleet.drain()
-        rows, distinct, missing = check(kw, fleet.made)
-        lat = fleet.latency
-        print(f"steady {a.minutes:g} min: {len(fleet.made):,} snapshots, "
-              f"{len(fleet.made) / (a.minutes * 60):.1f}/s; latency p50 "
-              f"{statistics.median(lat) * 1e3:.0f} ms, p95 {pct(lat, .95) * 1e3:.0f} ms, "
-              f"p99 {pct(lat, .99) * 1e3:.0f} ms   (target p99 < 250 ms); rows {rows:,} "
-              f"(distinct {distinct:,}, missing {missing})")
-        fleet.record = False
-        # 2. the server goes away for a minute under load
+        with psycopg.connect(**admin) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/{name}"
+        upgrade(url)
+        names = [f"host-{i:04d}" for i in range(a.hosts)]
+        with psycopg.connect(**kw) as c, c.cursor() as cur:
+            cur.executemany("INSERT INTO host_token (host_name, token_sha256, created_at) "
+                            "VALUES (%s, %s, now())", [(h, token_hash(f"token-{h}"))
+                                                       for h in names])
+        bodies = Bodies(a.cgroups)
+        server = Server(url, a.workers)
+        fleet = Fleet(server.url, names, a.interval, spool_root, bodies, cadence,
+                      lambda url, tok, spool: Pusher(url, tok, spool, timeout=30))
+        sizes = {k: len(bodies.body(k, "host-0000", "x" * 32)) for k in bodies.text
+                 if "/" not in k}
+        print(f"{a.hosts} hosts x {a.cgroups} cgroups, host data every {a.interval:g} s "
+              f"({a.hosts / a.interval:.1f} pushes/s); in ticks: cgroup series every "
+              f"{cadence['cgroup_series']}, whole memory.stat every "
+              f"{cadence['cgroup_full_stat']}, whole meminfo/vmstat every "
+              f"{cadence['host_full']}; server {server.how}, PostgreSQL (private cluster), "
+              f"loopback")
+        print("gzip bytes per push: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()))
+        fleet.warm_up()
+        print(phase_line(fleet, "warm-up"))
+        size0 = db_size(kw)
         t0 = time.monotonic()
-        threading.Timer(5, lambda: server.send_signal(signal.SIGTERM)).start()
-        fleet.run_for(5 + a.outage)
-        server.wait(timeout=30)
-        server = start_server(url, port)
-        fleet.run_for(10)
-        fleet.drain()
-        rows, distinct, missing = check(kw, fleet.made)
-        print(f"server stopped {a.outage:g} s under load: {len(fleet.made):,} snapshots made, "
-              f"rows {rows:,}, distinct {distinct:,}, missing {missing}, "
-              f"{verdict(rows, distinct, missing, fleet.made)} "
-              f"(recovered in {time.monotonic() - t0:.0f} s)")
-        # 3. PostgreSQL restarts under load
-        etc = "/etc/postgresql"
-        ver = sorted(os.listdir(etc))[-1] if os.path.isdir(etc) else None
-        if ver and shutil.which("pg_ctlcluster"):
-            def restart() -> None:
-                subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", ver, "main",
-                                "restart"], check=False, capture_output=True)
-            threading.Timer(5, restart).start()
-            fleet.run_for(30)
-            fleet.drain()
-            rows, distinct, missing = check(kw, fleet.made)
-            print(f"PostgreSQL restarted under load: {len(fleet.made):,} snapshots made, rows "
-                  f"{rows:,}, distinct {distinct:,}, missing {missing}, "
-                  f"{verdict(rows, distinct, missing, fleet.made)}")
-        else:
-            print("PostgreSQL restart: skipped (no pg_ctlcluster here)")
+        fleet.run("steady", a.minutes * 60)
+        fleet.drain("steady")
+        steady_s = time.monotonic() - t0
+        grown = db_size(kw) - size0
+        print(phase_line(fleet, "steady") + "   (target p99 < 250 ms)")
+        print(f"PostgreSQL growth: {grown / 2**20:,.1f} MiB in {steady_s:.0f} s = "
+              f"{grown / steady_s * 86_400 / 2**30:,.2f} GiB per day "
+              f"(pg_database_size, steady phase extrapolated)")
+        server.stop()
+        fleet.run("server stopped", a.outage)
+        server.start()
+        fleet.run("recovery after server", a.recovery)
+        fleet.drain("recovery after server")
+        restart = threading.Thread(target=pg.restart)
+        restart.start()  # under load: the hosts keep pushing while it goes down and up
+        fleet.run("PostgreSQL restarted", 10)
+        restart.join()
+        fleet.run("recovery after PostgreSQL", a.recovery)
+        fleet.drain("recovery after PostgreSQL")
+        for p in ("server stopped", "recovery after server", "PostgreSQL restarted",
+                  "recovery after PostgreSQL"):
+            print(phase_line(fleet, p))
+        print(check(kw, fleet))
     finally:
-        fleet.pool.shutdown(wait=False, cancel_futures=True)
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        if fleet is not None:
+            fleet.close()
+        if server is not None:
+            server.stop()
         shutil.rmtree(spool_root, ignore_errors=True)
-        with psycopg.connect(**admin_kw) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg.remove()
+
+
+def db_size(kw: dict[str, Any]) -> int:
+    """pg_database_size of the bench's database."""
+    with psycopg.connect(**kw) as c:
+        row = c.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 if __name__ == "__main__":
