@@ -21,6 +21,7 @@ from sqlalchemy.types import TypeDecorator
 
 from app.collector.sources.slabinfo import read_slabinfo
 from app.db import models as m
+from app.db import partitions
 from app.simulation.calibrate import thinned
 from app.simulation.engine import simulate
 from app.simulation.workload import JobClass, Kind, Leftover, Pressure, Workload
@@ -182,8 +183,9 @@ def _caches(engine: Engine, hid: int, end: datetime) -> None:
     """This VM's 235 real caches, sampled at the latest scrape (the refcount view's input)."""
     rows = read_slabinfo(str(HOST / "proc"))
     with engine.begin() as conn:
-        latest = conn.execute(select(m.Scrape.id).where(m.Scrape.host_id == hid)
-                              .order_by(m.Scrape.taken_at.desc()).limit(1)).scalar_one()
+        latest, at = conn.execute(select(m.Scrape.id, m.Scrape.taken_at)
+                                  .where(m.Scrape.host_id == hid)
+                                  .order_by(m.Scrape.taken_at.desc()).limit(1)).one()
         for r in rows:
             cid = conn.execute(insert(m.SlabCache).values(
                 host_id=hid, name=r.name, aliases_json=[], object_size_bytes=r.objsize_bytes,
@@ -191,6 +193,7 @@ def _caches(engine: Engine, hid: int, end: datetime) -> None:
                 pages_per_slab_total=r.pagesperslab, order=None, reclaim_account=None,
                 first_seen_at=end, last_seen_at=end).returning(m.SlabCache.id)).scalar_one()
             conn.execute(insert(m.SlabSample).values(
-                scrape_id=latest, cache_id=cid, active_objs_total=r.active_objs,
+                scrape_id=latest, taken_day=partitions.day_of(at), cache_id=cid,
+                active_objs_total=r.active_objs,
                 num_objs_total=r.num_objs, num_slabs_total=r.num_slabs,
                 slab_bytes=r.num_slabs * r.pagesperslab * 4096))

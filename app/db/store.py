@@ -323,7 +323,8 @@ def _write_memcg(session: Session, sid: int, snap: Snapshot) -> None:
     day = partitions.day_of(snap.taken_at)
     if snap.memcg_caches:
         _insert_rows(session, m.MemcgCacheSample, [
-            {"scrape_id": sid, "taken_day": day, "root_cache": x.root_cache, "memcg_serial": x.memcg_serial,
+            {"scrape_id": sid, "taken_day": day, "root_cache": x.root_cache,
+             "memcg_serial": x.memcg_serial,
              "cgroup_name": x.cgroup_name, "slabs_total": x.slabs,
              "total_objects_total": x.total_objects, "objects_total": x.objects,
              "order": x.order, "object_size_bytes": x.object_size_bytes,

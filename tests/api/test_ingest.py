@@ -90,7 +90,7 @@ def test_wrong_revoked_or_foreign_token_writes_nothing(client: TestClient) -> No
     (gzip.compress(json.dumps({"snapshot_id": "x", "snapshot": {}}).encode()), 422,
      "snapshot_id must be"),
     (gzip.compress(json.dumps({"snapshot_id": "0123456789", "snapshot": {"schema": "x"}})
-                   .encode()), 422, "slabscope.snapshot/1"),
+                   .encode()), 422, "slabscope.snapshot/2"),
     (gzip.compress(b" " * (33 * 1024 * 1024)), 413, "once decompressed"),
 ])
 def test_bad_payloads(client: TestClient, body: bytes, status: int, fragment: str) -> None:

@@ -72,7 +72,7 @@ def test_rolled_up_hours_are_read_from_rollups(engine: Engine) -> None:
     seeded = seed_long(engine, days=10, end=END, removals_per_minute=10)
     sessions = make_session_factory(engine)
     with sessions.begin() as s:
-        retention.rollup(s, END, lookback=timedelta(hours=24))
+        retention.rollup(s, END)
         assert s.scalar(select(func.count()).select_from(m.RemovedHourly)) == 240
         assert s.scalar(select(func.sum(m.RemovedHourly.removed_total))) == \
             seeded.removed - 301  # the last half hour (12:00-12:30) is not complete yet
