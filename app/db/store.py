@@ -490,3 +490,4 @@ def has_snapshot(session: Session, host_name: str, snapshot_id: str) -> bool:
     return session.scalar(
         select(m.Scrape.id).join(m.Host, m.Host.id == m.Scrape.host_id)
         .where(m.Host.name == host_name, m.Scrape.snapshot_id == snapshot_id)) is not None
+

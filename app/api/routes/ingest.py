@@ -4,6 +4,8 @@ Body: {"snapshot_id": "<uuid>", "snapshot": <collect --format json>} gzip-compre
 `Authorization: Bearer <token>`. A token writes only its own host. The snapshot id makes
 ingest idempotent: a retry of a stored snapshot answers 200 "duplicate" and stores nothing.
 Limits: 4 MiB compressed and 32 MiB once decompressed (413), the snapshot schema (422).
+Outcome counters, spool drops and alert state are rows of the database (never of this
+process), so any number of server processes answer as one.
 """
 
 from __future__ import annotations
@@ -69,14 +71,24 @@ async def ingest(request: Request) -> dict[str, Any]:
     sessions: sessionmaker[Session] = request.app.state.sessions
     try:
         token, body = await _read(request)
-        result, host, dropped = await run_in_threadpool(_store, request, token, body)
     except Refused as err:
         await run_in_threadpool(_count, sessions, err.outcome)
         raise
-    await run_in_threadpool(_count, sessions, result["status"], host, dropped)
-    settings = request.app.state.settings
-    if result["status"] == "stored" and settings.alert_webhook_url:
-        await run_in_threadpool(_alert_on_change, request, host)
+    return await run_in_threadpool(_store_counted, request, token, body)
+
+
+def _store_counted(request: Request, token: str, body: Any) -> dict[str, Any]:
+    """Store, count the outcome, evaluate the host's alerts: one worker thread for all."""
+    sessions: sessionmaker[Session] = request.app.state.sessions
+    try:
+        result, host, dropped = _store(request, token, body)
+    except Refused as err:
+        _count(sessions, err.outcome)
+        raise
+    if result["status"] == "duplicate":  # a stored snapshot is counted with its rows
+        _count(sessions, "duplicate", host, dropped)
+    if result["status"] == "stored" and request.app.state.settings.alert_webhook_url:
+        _alert_on_change(request, host)
     return result
 
 
@@ -137,19 +149,27 @@ def _store(request: Request, token: str, body: Any) -> tuple[dict[str, Any], str
     dropped = int(header) if header.isdigit() else body.get("spool_dropped_total")
     if not isinstance(dropped, int) or dropped < 0:
         dropped = None
-    scrape_id = _write(sessions, snap, sid)
+    scrape_id = _write(sessions, snap, sid, dropped)
     if scrape_id is None:
         return {"status": "duplicate", "snapshot_id": sid}, host, dropped
     return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}, host, dropped
 
 
-def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str) -> int | None:
-    """Store a snapshot; its scrape id, or None when this snapshot id is already stored."""
+def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str,
+           dropped: int | None) -> int | None:
+    """Store a snapshot; its scrape id, or None when this snapshot id is already stored.
+
+    "stored" is counted in the transaction that stores the rows: counted if and only if stored.
+    """
     tries = 3
     while True:
         try:
             with sessions.begin() as s:
-                return store.write_snapshot(s, snap, snapshot_id=sid)
+                scrape_id = store.write_snapshot(s, snap, snapshot_id=sid)
+                if dropped is not None:
+                    store.record_spool_dropped(s, snap.host.hostname, dropped)
+                store.count_ingest(s, "stored")  # last: the hot row is locked until commit
+                return scrape_id
         except store.SnapshotConflict:
             return None
         except IntegrityError:
