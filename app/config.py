@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     alert_webhook_retry_seconds: float = Field(default=300.0, gt=0)
     # Raw samples are kept this many days; hourly rollups (slabscope retention) for longer.
     raw_retention_days: float = Field(default=14.0, gt=0)
+    # The server rolls up and applies the retention itself this often (0: only `slabscope
+    # retention`, e.g. from cron). Pages and projections over long ranges read the rollups.
+    maintenance_interval_seconds: float = Field(default=600.0, ge=0, le=86_400)
     # Push mode (fleets): send snapshots to a central server instead of a database.
     push_url: str | None = None
     token_file: str | None = None

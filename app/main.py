@@ -28,6 +28,7 @@ from app.api.routes import ingest as api_ingest
 from app.api.routes import simulation as api_simulation
 from app.api.routes.ingest import INGEST_MAX_COMPRESSED
 from app.config import Settings, get_settings
+from app.db.maintenance import Maintenance
 from app.db.session import make_engine, make_session_factory
 from app.deps import SessionDep
 from app.schemas.simulation import MAX_BODY_BYTES
@@ -68,7 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.engine = engine
         app.state.sessions = make_session_factory(engine)
+        upkeep = Maintenance(app.state.sessions, settings.maintenance_interval_seconds,
+                             settings.raw_retention_days)
+        app.state.maintenance = upkeep
+        upkeep.start()
         yield
+        upkeep.stop()
         engine.dispose()
 
     app = FastAPI(title="slabscope", version=__version__, lifespan=lifespan,

@@ -86,11 +86,9 @@ class Db:
             import sqlite3
             c = sqlite3.connect(self.path, timeout=30)
             try:
-                c.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                pages = c.execute("PRAGMA page_count").fetchone()[0]
-                free = c.execute("PRAGMA freelist_count").fetchone()[0]
-                psize = c.execute("PRAGMA page_size").fetchone()[0]
-                return int((pages - free) * psize)
+                # Pages in use by every table and index as this reader sees the database
+                # (WAL included): the file itself only grows at checkpoints.
+                return int(c.execute("SELECT sum(pgsize) FROM dbstat").fetchone()[0])
             finally:
                 c.close()
         return int(self.scalar("select pg_database_size(current_database())"))
@@ -182,8 +180,10 @@ def run_daemon(layout: str, dbkind: str, cgroups: int, dying: int, seconds: floa
         mut.start()
         t_start = time.time()
         with open(work / "daemon.log", "wb") as log:  # the child keeps its own descriptor
-            proc = subprocess.Popen([sys.executable, "-m", "app.collector"], env=env, cwd=ROOT,
-                                    stderr=log)
+            # As a user starts it: `slabscope collect` validates the settings and execs the
+            # lean daemon (same pid), which is what is measured.
+            proc = subprocess.Popen([str(Path(sys.executable).parent / "slabscope"),
+                                     "collect"], env=env, cwd=ROOT, stderr=log)
         try:
             _wait(lambda: (db.scalar("select count(*) from scrape") or 0) >= 1, 120,
                   "first tick stored")
@@ -253,11 +253,12 @@ def _check_removed(r: Run, db: Db, mut: Mutator, t0: float, t1: float) -> None:
 
 def walk_ratio(layout: str, cgroups: int, reps: int = 5) -> tuple[float, float, float]:
     """CPU of one collector walk against the read-and-convert floor, interleaved."""
-    from bench.walkfloor import measure
+    from bench.scale_tree import measure
     base = Path(tempfile.mkdtemp(prefix="slabscope-walk-", dir="/dev/shm"))
     try:
-        tree = build(base / "host", layout, cgroups, 0)
-        return measure(tree.proc, tree.sys, reps)
+        build(base / "host", layout, cgroups, 0)
+        m = measure(base / "host", reps)
+        return m["ratio"], 1000 * m["walk"], 1000 * m["floor"]
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

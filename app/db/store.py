@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -241,13 +243,15 @@ def _lookup_cgroups(session: Session, host_id: int, snap: Snapshot) -> _Cgroups:
     return _Cgroups(host_id, ids, removed)
 
 
-def _insert_cgroups(session: Session, rows: list[dict[str, Any]], cg: _Cgroups) -> None:
-    if not rows:
-        return
+def _insert_cgroups(session: Session, rows: Iterable[dict[str, Any]], cg: _Cgroups) -> None:
+    # In chunks: a first walk brings every cgroup of the host (10,000 rows), and one
+    # executemany of them all holds ~10 MB of parameters at once in the collector.
     t = _table(m.Cgroup)
-    for cid, h, p in session.execute(insert(t).returning(t.c.id, t.c.hierarchy, t.c.path),
-                                     rows):
-        cg.ids[(h, p)] = cid
+    stmt = insert(t).returning(t.c.id, t.c.hierarchy, t.c.path)
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, _CHUNK)):
+        for cid, h, p in session.execute(stmt, chunk):
+            cg.ids[(h, p)] = cid
 
 
 def _revive(session: Session, cg: _Cgroups, revive: dict[int, bytes | None],
@@ -284,9 +288,9 @@ def _write_new_cgroups(session: Session, host_id: int, snap: Snapshot, cg: _Cgro
 def _ensure(session: Session, keys: list[Key], cg: _Cgroups, at: datetime) -> None:
     """Rows for paths a walk saw that the database does not know as live."""
     missing = [k for k in dict.fromkeys(keys) if k not in cg.ids]
-    _insert_cgroups(session, [{"host_id": cg.host_id, "hierarchy": h, "path": p,
+    _insert_cgroups(session, ({"host_id": cg.host_id, "hierarchy": h, "path": p,
                                "first_seen_at": at, "last_seen_at": at}
-                              for h, p in missing], cg)
+                              for h, p in missing), cg)
     _revive(session, cg, {cg.ids[k]: None for k in keys if cg.ids[k] in cg.removed}, at)
 
 

@@ -1,0 +1,69 @@
+"""The server's own rollups and retention (app/db/maintenance.py)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.config import Settings
+from app.db import models as m
+from app.db.maintenance import Maintenance
+from app.db.migrate import upgrade
+from app.db.session import make_engine, make_session_factory
+from app.main import create_app
+from tests.db.history import cache_ids, seed_history, write_scrape
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def test_a_pass_rolls_up_and_applies_the_retention(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    old = NOW - timedelta(days=20)  # one hour of scrapes 20 days ago, one 3 hours ago
+    hid = seed_history(sessions, hosts=1, start=old, scrapes=6,
+                       interval=timedelta(minutes=10))["host-0"]
+    with sessions.begin() as s:
+        for k in range(6):
+            write_scrape(s, hid, cache_ids(s, hid), NOW - timedelta(hours=3, minutes=-10 * k),
+                         k)
+    job = Maintenance(sessions, 600, raw_days=14)
+    report = job.run_once(NOW)
+    assert report is not None and job.runs == 1
+    with sessions() as s:
+        hours = s.scalar(select(func.count()).select_from(m.ScrapeHourly))
+        raw = s.scalar(select(func.count()).select_from(m.Scrape))
+    assert hours == 2  # both hours rolled up
+    assert raw == 6  # the 20-day-old hour's raw rows are gone, its rollup stays
+    assert job.run_once(NOW) is not None  # a second pass changes nothing
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(m.ScrapeHourly)) == 2
+    engine.dispose()
+
+
+def test_a_database_that_is_down_is_counted_not_raised(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+    job = Maintenance(make_session_factory(engine), 600, raw_days=14)
+    assert job.run_once(NOW) is None
+    assert job.failures == 1 and job.runs == 0
+
+
+def test_the_server_runs_it_on_its_interval(sqlite_url: str) -> None:
+    upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    seed_history(make_session_factory(engine), hosts=1,
+                 start=datetime.now(UTC) - timedelta(hours=5), scrapes=6,
+                 interval=timedelta(minutes=10))
+    engine.dispose()
+    app_settings = Settings(database_url=sqlite_url, maintenance_interval_seconds=0.2)
+    with TestClient(create_app(app_settings)) as client:
+        job = client.app.state.maintenance  # type: ignore[attr-defined]
+        end = time.monotonic() + 30
+        while job.runs == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        assert job.runs >= 1
+    assert job.stop_event.is_set()
