@@ -176,21 +176,30 @@ class Mutator:
         self._lock = threading.Lock()
         self.passes = 0
 
+    def _create(self, n: int) -> str:
+        rel = f"/churn.slice/job-{n}"
+        self.tree.write_cgroup(rel, self.rng, create=True)
+        return rel
+
+    def _remove(self, rel: str) -> None:
+        shutil.rmtree(self.tree.cg_root / rel.lstrip("/"), ignore_errors=True)
+
     def _churn_step(self, now: float) -> None:
-        t = self.tree
-        rel = f"/churn.slice/job-{self._n}"
+        """Create one cgroup with a lifetime in [5 s, 300 s); remove those whose time came."""
+        rec = ChurnRecord(self._create(self._n), time.time())
         self._n += 1
-        t.write_cgroup(rel, self.rng, create=True)
-        rec = ChurnRecord(rel, time.time())
         with self._lock:
             self.log.append(rec)
         self._live.append((now + self.rng.uniform(5.0, 300.0), rec))
         due = [x for x in self._live if x[0] <= now]
         self._live = [x for x in self._live if x[0] > now]
         for _, r in due:
-            shutil.rmtree(t.cg_root / r.path.lstrip("/"), ignore_errors=True)
+            self._remove(r.path)
             r.removed = time.time()
-        t.write_proc_cgroups(len(t.paths) + 1 + len(self._live))
+        self._after_churn()
+
+    def _after_churn(self) -> None:
+        self.tree.write_proc_cgroups(len(self.tree.paths) + 1 + len(self._live))
 
     def run(self) -> None:
         """Rewrite all values once a period, spreading churn evenly in between."""
@@ -266,21 +275,16 @@ class LiveMutator(Mutator):
         self._lock = threading.Lock()
         self.passes = 0
 
-    def _churn_step(self, now: float) -> None:
-        t = self.live_tree
-        name = f"job-{self._n}"
-        self._n += 1
-        (t.parent / "churn" / name).mkdir()
-        rec = ChurnRecord(f"/{t.tag}/churn/{name}", time.time())
-        with self._lock:
-            self.log.append(rec)
-        self._live.append((now + self.rng.uniform(5.0, 300.0), rec))
-        due = [x for x in self._live if x[0] <= now]
-        self._live = [x for x in self._live if x[0] > now]
-        for _, r in due:
-            with contextlib.suppress(OSError):
-                (t.parent / "churn" / r.path.rsplit("/", 1)[1]).rmdir()
-            r.removed = time.time()
+    def _create(self, n: int) -> str:
+        (self.live_tree.parent / "churn" / f"job-{n}").mkdir()
+        return f"/{self.live_tree.tag}/churn/job-{n}"
+
+    def _remove(self, rel: str) -> None:
+        with contextlib.suppress(OSError):
+            (self.live_tree.parent / "churn" / rel.rsplit("/", 1)[1]).rmdir()
+
+    def _after_churn(self) -> None:
+        pass  # the kernel keeps /proc/cgroups
 
     def run(self) -> None:
         gap = 60.0 / self.churn
