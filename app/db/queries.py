@@ -331,9 +331,7 @@ def fleet(session: Session, limit: int, offset: int,
                              session)
     d7 = _dying_at_or_after(ids, {h: t - timedelta(days=7) for h, t in last.items()}, session)
     spark = sparklines(session, last, spark_buckets)
-    removed_counts = dict(session.execute(
-        select(m.RemovedCgroup.host_id, func.count(m.RemovedCgroup.id))
-        .where(m.RemovedCgroup.host_id.in_(ids)).group_by(m.RemovedCgroup.host_id)).all())
+    removed_counts = removed_totals(session, ids)
     return [HostRow(h, s, d24.get(hid), d7.get(hid), spark[hid],
                     int(removed_counts.get(hid, 0)))
             for hid, (h, s) in seen.items()], total
@@ -368,8 +366,7 @@ def fleet_one(session: Session, host_id: int) -> HostRow:
     last = host.last_seen_at
     d24 = _dying_at_or_after([host_id], {host_id: last - timedelta(hours=24)}, session)
     d7 = _dying_at_or_after([host_id], {host_id: last - timedelta(days=7)}, session)
-    removed_total = int(session.scalar(select(func.count(m.RemovedCgroup.id))
-                                       .where(m.RemovedCgroup.host_id == host_id)) or 0)
+    removed_total = removed_totals(session, [host_id]).get(host_id, 0)
     return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [], removed_total)
 
 
@@ -378,3 +375,39 @@ def sources_seen(session: Session, scrape_id: int) -> list[tuple[str, str, str]]
     return [(e.source, e.path, e.message) for e in session.scalars(
         select(m.ScrapeError).where(m.ScrapeError.scrape_id == scrape_id)
         .order_by(m.ScrapeError.id)).all()]
+
+
+def removed_totals(session: Session, host_ids: Sequence[int]) -> dict[int, int]:
+    """Removed cgroups per host, in all: hourly rollups plus the raw rows after them.
+
+    A host that removes 100 cgroups a minute has 4 million rows after a month; counting them
+    would make the fleet page's cost grow with the history.
+    """
+    if not host_ids:
+        return {}
+    rh, r = m.RemovedHourly, m.RemovedCgroup
+    out: dict[int, int] = {}
+    upto: dict[int, datetime] = {}
+    for hid, total, last in session.execute(
+            select(rh.host_id, func.sum(rh.removed_total), func.max(rh.hour_at))
+            .where(rh.host_id.in_(host_ids)).group_by(rh.host_id)).all():
+        out[int(hid)] = int(total or 0)
+        upto[int(hid)] = _utc(last) + timedelta(hours=1)
+    for hid in host_ids:
+        q = select(func.count(r.id)).where(r.host_id == hid)
+        if hid in upto:
+            q = q.where(r.removed_at >= upto[hid])
+        out[hid] = out.get(hid, 0) + int(session.scalar(q) or 0)
+    return out
+
+
+def scrape_total(session: Session, host_id: int) -> int:
+    """Raw scrapes stored for a host: rolled-up hours' counts plus the raw rows after them."""
+    sh, s = m.ScrapeHourly, m.Scrape
+    total, last = session.execute(
+        select(func.sum(sh.scrapes_total), func.max(sh.hour_at))
+        .where(sh.host_id == host_id, sh.raw_dropped.is_(False))).one()
+    q = select(func.count(s.id)).where(s.host_id == host_id)
+    if last is not None:
+        q = q.where(s.taken_at >= _utc(last) + timedelta(hours=1))
+    return int(total or 0) + int(session.scalar(q) or 0)

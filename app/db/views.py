@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import cgroups as cg
@@ -75,8 +75,7 @@ def host_detail(session: Session, name: str, *, now: datetime,
     for src in ("slabinfo", "slub-sysfs", "proc-cgroups", "cgroup", "meminfo", "vmstat"):
         if src not in failed and latest is not None:
             sources.append(SourceStatus(src, True, "read in the latest scrape"))
-    count = int(session.scalar(select(func.count(m.Scrape.id))
-                               .where(m.Scrape.host_id == host.id)) or 0)
+    count = q.scrape_total(session, host.id)
     return HostDetail(summary, host.machine_id, host.boot_id, host.numa_nodes_total,
                       host.page_size_bytes, host.first_seen_at,
                       latest.memcg_method if latest else None, count, sources)

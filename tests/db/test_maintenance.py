@@ -7,13 +7,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from app.config import Settings
 from app.db import models as m
+from app.db import queries as q
 from app.db.maintenance import Maintenance
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
+from app.domain.cgtable import pack_stat
 from app.main import create_app
 from tests.db.history import cache_ids, seed_history, write_scrape
 
@@ -67,3 +69,26 @@ def test_the_server_runs_it_on_its_interval(sqlite_url: str) -> None:
             time.sleep(0.05)
         assert job.runs >= 1
     assert job.stop_event.is_set()
+
+
+def test_totals_read_the_rollups_and_agree_with_the_raw_rows(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    start = NOW - timedelta(hours=5)
+    hid = seed_history(sessions, hosts=1, start=start, scrapes=30,
+                       interval=timedelta(minutes=10))["host-0"]
+    with sessions.begin() as s:
+        s.execute(insert(m.RemovedCgroup), [
+            {"host_id": hid, "hierarchy": "memory", "path": f"/job-{i}",
+             "last_seen_at": start + timedelta(minutes=7 * i),
+             "removed_at": start + timedelta(minutes=7 * i + 1),
+             "last_memory_stat": pack_stat({"cache": 4096 * i})} for i in range(40)])
+    with sessions() as s:
+        before = (q.scrape_total(s, hid), q.removed_totals(s, [hid]))
+    assert before == (30, {hid: 40})
+    assert Maintenance(sessions, 600, raw_days=14).run_once(NOW) is not None
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(m.RemovedHourly)) > 0
+        assert (q.scrape_total(s, hid), q.removed_totals(s, [hid])) == before
+    engine.dispose()
