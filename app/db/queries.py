@@ -269,7 +269,7 @@ def removed(session: Session, host_id: int, since: datetime | None, until: datet
         cond.append(m.RemovedCgroup.removed_at >= since)
     if until is not None:
         cond.append(m.RemovedCgroup.removed_at <= until)
-    total = int(session.scalar(select(func.count(m.RemovedCgroup.id)).where(*cond)) or 0)
+    total = removed_count(session, host_id, since, until)
     rows = list(session.scalars(select(m.RemovedCgroup).where(*cond)
                                 .order_by(m.RemovedCgroup.removed_at.desc(),
                                           m.RemovedCgroup.id.desc())
@@ -411,3 +411,43 @@ def scrape_total(session: Session, host_id: int) -> int:
     if last is not None:
         q = q.where(s.taken_at >= _utc(last) + timedelta(hours=1))
     return int(total or 0) + int(session.scalar(q) or 0)
+
+
+def removed_count(session: Session, host_id: int, since: datetime | None,
+                  until: datetime | None) -> int:
+    """Removals of a host in [since, until]: whole rolled-up hours from removed_hourly, the
+    edges and the hours not rolled up yet from raw rows (exact either way)."""
+    rh, r = m.RemovedHourly, m.RemovedCgroup
+
+    def raw(lo: datetime | None, hi: datetime | None, hi_inclusive: bool) -> int:
+        q = select(func.count(r.id)).where(r.host_id == host_id)
+        if lo is not None:
+            q = q.where(r.removed_at >= lo)
+        if hi is not None:
+            q = q.where(r.removed_at <= hi if hi_inclusive else r.removed_at < hi)
+        return int(session.scalar(q) or 0)
+
+    last = session.scalar(select(func.max(rh.hour_at)).where(rh.host_id == host_id))
+    if last is None:
+        return raw(since, until, True)
+    rolled_end = _utc(last) + timedelta(hours=1)  # rollups cover every hour before this
+    lo = None if since is None else _ceil_hour(since)
+    hi = rolled_end if until is None else min(rolled_end, _floor_hour(until))
+    if lo is not None and lo >= hi:
+        return raw(since, until, True)
+    q = select(func.sum(rh.removed_total)).where(rh.host_id == host_id, rh.hour_at < hi)
+    if lo is not None:
+        q = q.where(rh.hour_at >= lo)
+    total = int(session.scalar(q) or 0)
+    if lo is not None and since is not None and since < lo:
+        total += raw(since, lo, False)
+    return total + raw(hi, until, True)
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(at: datetime) -> datetime:
+    f = _floor_hour(at)
+    return f if f == at else f + timedelta(hours=1)

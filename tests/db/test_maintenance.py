@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import models as m
@@ -91,4 +92,41 @@ def test_totals_read_the_rollups_and_agree_with_the_raw_rows(db_url: str) -> Non
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.RemovedHourly)) > 0
         assert (q.scrape_total(s, hid), q.removed_totals(s, [hid])) == before
+    engine.dispose()
+
+
+def test_removed_counts_in_a_range_equal_the_raw_count_after_a_rollup(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    start = NOW - timedelta(hours=6)
+    hid = seed_history(sessions, hosts=1, start=start, scrapes=2,
+                       interval=timedelta(minutes=10))["host-0"]
+    with sessions.begin() as s:
+        s.execute(insert(m.RemovedCgroup), [
+            {"host_id": hid, "hierarchy": "memory", "path": f"/job-{i}",
+             "last_seen_at": start + timedelta(minutes=3 * i),
+             "removed_at": start + timedelta(minutes=3 * i, seconds=30),
+             "last_memory_stat": pack_stat({"cache": 4096})} for i in range(110)])
+    ranges = [(None, None), (start + timedelta(minutes=37), start + timedelta(hours=4, minutes=2)),
+              (start + timedelta(hours=1), start + timedelta(hours=2)),
+              (start + timedelta(minutes=5), start + timedelta(minutes=20)), (start, None)]
+
+    def raw(s: Session, lo: datetime | None, hi: datetime | None) -> int:
+        cond = [m.RemovedCgroup.host_id == hid]
+        if lo is not None:
+            cond.append(m.RemovedCgroup.removed_at >= lo)
+        if hi is not None:
+            cond.append(m.RemovedCgroup.removed_at <= hi)
+        return int(s.scalar(select(func.count()).select_from(m.RemovedCgroup)
+                            .where(*cond)) or 0)
+
+    with sessions() as s:
+        want = [raw(s, lo, hi) for lo, hi in ranges]
+        assert [q.removed_count(s, hid, lo, hi) for lo, hi in ranges] == want
+    assert want[0] == 110 and want[2] == 20
+    Maintenance(sessions, 600, raw_days=14).run_once(NOW)
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(m.RemovedHourly)) == 6
+        assert [q.removed_count(s, hid, lo, hi) for lo, hi in ranges] == want
     engine.dispose()
