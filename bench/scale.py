@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -263,6 +264,38 @@ def walk_ratio(layout: str, cgroups: int, reps: int = 5) -> tuple[float, float, 
         shutil.rmtree(base, ignore_errors=True)
 
 
+def run_bench(args: list[str]) -> list[str]:
+    """Run another bench as it is run alone, echo its output, return its lines."""
+    print(f"\n$ python {' '.join(args)}", flush=True)
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, check=False).stdout
+    print(out, flush=True)
+    return out.splitlines()
+
+
+def projection_rows(lines: list[str]) -> list[tuple[str, float]]:
+    """(database, p95 ms) of the projection 30 days ahead, from bench/projection.py's table."""
+    out = []
+    for line in lines:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) >= 4 and cells[1].startswith("projection, 30 d ahead"):
+            out.append((cells[0], float(cells[3])))
+    return out
+
+
+def fleet_rows(lines: list[str]) -> dict[str, str]:
+    """The steady phase's latency line, the growth and the delivery check of bench/fleet.py."""
+    got: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("steady"):
+            got["steady"] = line.strip()
+        elif line.startswith("PostgreSQL growth"):
+            got["growth"] = line.strip()
+        elif "distinct" in line or "missing" in line:
+            got["check"] = line.strip()
+    return got
+
+
 def mb(x: float) -> str:
     return f"{x / 1e6:,.1f} MB"
 
@@ -277,6 +310,10 @@ def main() -> None:
     ap.add_argument("--layouts", default="v2,v1")
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--with-projection", action="store_true",
+                    help="also run bench/projection.py (30 days of 15 s history, both dbs)")
+    ap.add_argument("--with-fleet", action="store_true",
+                    help="also run bench/fleet.py (1,000 hosts x 1,000 cgroups, --workers 2)")
     ap.add_argument("--live", type=int, default=0,
                     help="also run on this kernel with this many real v1 memory cgroups of our "
                          "own (SQLite)")
@@ -291,6 +328,10 @@ def main() -> None:
             c[0], c[1], a.live if c[0] == "live-v1" else a.cgroups, a.dying, a.seconds,
             a.churn), combos))
     ratios = {lay: walk_ratio(lay, a.cgroups) for lay in a.layouts.split(",")}
+    proj = projection_rows(run_bench(["bench/projection.py", "--days", "30"])) \
+        if a.with_projection else []
+    fleet = fleet_rows(run_bench(["bench/fleet.py", "--hosts", "1000", "--cgroups", "1000",
+                                  "--workers", "2"])) if a.with_fleet else {}
     print()
     print(f"{'measure':58} {'run':16} {'result':>16}  target")
     for r in runs:
@@ -315,6 +356,11 @@ def main() -> None:
         print(f"{'one cgroup walk CPU / read-and-convert floor':58} {lay:16} "
               f"{ratio:>15.2f}x  <= 1.5x {'met' if ratio <= 1.5 else 'MISSED'}  "
               f"(walk {walk_ms:.0f} ms, floor {floor_ms:.0f} ms, median)")
+    for db, p95 in proj:
+        print(f"{'projection p95, host with 30 days of 15 s history':58} {db:16} "
+              f"{p95:>13.0f} ms  < 500 ms {'met' if p95 < 500 else 'MISSED'}")
+    for k, v in fleet.items():
+        print(f"{'fleet 1,000 hosts x 1,000 cgroups, --workers 2: ' + k:58} {'postgres':16} {v}")
     if a.json:
         a.json.write_text(json.dumps({"runs": [r.__dict__ for r in runs],
                                       "walk": ratios}, indent=1, default=str))
