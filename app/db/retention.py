@@ -29,7 +29,7 @@ from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
-from app.db import partitions
+from app.db import partitions, slabframes
 from app.db.base import Base
 from app.db.modelinput import rollup_removed
 from app.db.queries import epoch_seconds
@@ -149,23 +149,13 @@ def _scrape_rows(session: Session, host: int, frm: datetime, upto: datetime
 
 def _slab_rows(session: Session, host: int, frm: datetime, upto: datetime
                ) -> dict[tuple[int, int], dict[str, Any]]:
-    s, ss = m.Scrape, m.SlabSample
-    h = func.floor(epoch_seconds(s.taken_at) / HOUR)
-    out = {}
-    for r in session.execute(
-            select(ss.cache_id, h, func.count(), func.sum(ss.slab_bytes),
-                   func.sum(ss.num_objs_total), func.sum(ss.active_objs_total),
-                   func.sum(ss.num_slabs_total))
-            .join(s, s.id == ss.scrape_id)
-            .where(s.host_id == host, s.taken_at >= frm, s.taken_at < upto,
-                   # the partition key: PostgreSQL reads only these days' partitions
-                   ss.taken_day >= partitions.day_of(frm),
-                   ss.taken_day <= partitions.day_of(upto - timedelta(microseconds=1)))
-            .group_by(ss.cache_id, h)).all():
-        out[(r[0], int(r[1]))] = {
-            "cache_id": r[0], "hour_at": _at(int(r[1])), "samples_total": r[2],
-            **dict(zip(_SLAB_SUMS, r[3:], strict=True))}
-    return out
+    """Per (cache, hour) sums of the host's slab frames in [frm, upto), decoded here."""
+    f = m.SlabFrame
+    frames = session.execute(select(f.taken_at, f.data).where(
+        f.host_id == host, f.taken_at >= frm, f.taken_at < upto))
+    return {(cid, hour): {"cache_id": cid, "hour_at": _at(hour), "samples_total": int(r[0]),
+                          **dict(zip(_SLAB_SUMS, r[1:], strict=True))}
+            for (cid, hour), r in slabframes.hour_sums(frames).items()}
 
 
 def _rows(session: Session, table: Table, *where: Any) -> list[dict[str, Any]]:
