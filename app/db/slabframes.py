@@ -11,7 +11,6 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from datetime import datetime
 
 from app.domain import cgtable as ct
 
