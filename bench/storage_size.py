@@ -6,7 +6,8 @@ and the ingest's path), one transaction per tick, and prints bytes per table per
 day, extrapolated from a steady-state window:
 
 - 10,000 live cgroups (cgroup2, ~60-key memory.stat, paths like a Kubernetes node's);
-- a tick every 15 s: 235 slab caches (this VM's), meminfo columns, /proc/cgroups;
+- a tick every 15 s: 235 slab caches (this VM's) as one slab frame, meminfo columns,
+  /proc/cgroups;
 - 100 cgroups created and 100 removed a minute (25 a tick), each new one with its whole
   memory.stat, each removed one with its last memory.stat;
 - a series frame of every live cgroup every 300 s, a full frame every 6 h (measured once,
@@ -186,8 +187,13 @@ def sizes_sqlite(sessions: sessionmaker[Session]) -> dict[str, int]:
 
 def sizes_postgres(sessions: sessionmaker[Session]) -> dict[str, int]:
     with sessions() as s:
-        return {t: int(s.scalar(text(f"SELECT pg_total_relation_size('{t}')")) or 0)
-                for t in Base.metadata.tables}
+        # A partitioned parent holds no data itself: add its partitions (daily and DEFAULT,
+        # with their indexes and TOAST; pg_partition_tree lists none for a plain table).
+        return {t: int(s.scalar(text(
+            f"SELECT pg_total_relation_size('{t}') + coalesce((SELECT"
+            " sum(pg_total_relation_size(relid)) FROM pg_partition_tree(:t)"
+            " WHERE relid <> CAST(:t AS regclass)), 0)"), {"t": t}) or 0)
+            for t in Base.metadata.tables}
 
 
 def measure(url: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
