@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cache page and cache series API over 24 h of 15 s scrapes (5,760 slab frames a host).
+"""Cache page and cache series API over 24 h (--hours) of 15 s scrapes (5,760 slab frames).
 
 Seeds hosts with bench/pages.py's seeder (one slab frame per scrape, 235 caches), then times
 the cache page and the cache series endpoint over the last 24 h against the hand-written
@@ -33,13 +33,13 @@ from bench import pages
 from bench._interleave import interleave, median_ratio, pct
 
 
-def run(url: str, hosts: int, reps: int) -> None:
+def run(url: str, hosts: int, reps: int, hours: float = 24.0) -> None:
     """Seed, check the floor, then time page, API and floor."""
     end = datetime.now(UTC).replace(microsecond=0)
-    pages.seed(url, hosts, 1.0, end, step_seconds=15)
-    since = end - timedelta(hours=24)
+    pages.seed(url, hosts, hours / 24, end, step_seconds=15)
+    since = end - timedelta(hours=hours)
     rng = {"since": since.isoformat(), "until": end.isoformat()}
-    step = max(1, math.ceil(86_400 / 2000))
+    step = max(1, math.ceil(hours * 3600 / 2000))
     engine = make_engine(url)
     with TestClient(create_app(Settings(database_url=url))) as client, \
             engine.connect() as conn:
@@ -61,12 +61,12 @@ def run(url: str, hosts: int, reps: int) -> None:
                                       {"what": what, **rng})
             pages.same(want[what], pts, f"cache series {what}")
         cases = {
-            "cache page, 24 h": lambda: pages._ok(client.get("/hosts/host-00/caches/dentry",
+            f"cache page, {hours:g} h": lambda: pages._ok(client.get("/hosts/host-00/caches/dentry",
                                                              params=rng)),
-            "cache series API, 24 h": lambda: pages._ok(client.get(
+            f"cache series API, {hours:g} h": lambda: pages._ok(client.get(
                 "/api/v1/hosts/host-00/caches/dentry/series", params={"what": "bytes", **rng})),
         }
-        print(f"\n== {dialect}: {hosts} hosts x 24 h of 15 s scrapes, {frames} frames in "
+        print(f"\n== {dialect}: {hosts} hosts x {hours:g} h of 15 s scrapes, {frames} frames in "
               f"range, {step} s buckets; floor checked equal to the API")
         print(f"{'case':<24}{'p50 ms':>9}{'p95 ms':>9}{'floor p50':>11}{'floor p95':>11}"
               f"{'ratio':>9}")
@@ -85,13 +85,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=2)
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--hours", type=float, default=24.0, help="the range (and the history)")
     ap.add_argument("--db", default="sqlite,postgres")
     ap.add_argument("--postgres-admin", default="postgresql+psycopg://postgres@127.0.0.1/test")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         for db in a.db.split(","):
             if db == "sqlite":
-                run(f"sqlite:///{Path(tmp) / 'frames.db'}", a.hosts, a.reps)
+                run(f"sqlite:///{Path(tmp) / 'frames.db'}", a.hosts, a.reps, a.hours)
                 continue
             import psycopg
             from sqlalchemy.engine import make_url
@@ -103,7 +104,7 @@ def main() -> None:
                 c.execute(f'CREATE DATABASE "{name}"')
             try:
                 run(str(u.set(database=name).render_as_string(hide_password=False)),
-                    a.hosts, a.reps)
+                    a.hosts, a.reps, a.hours)
             finally:
                 with psycopg.connect(**kw) as c:
                     c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
