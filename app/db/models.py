@@ -301,6 +301,21 @@ class SlabHourly(Base):
     num_slabs_sum_total: Mapped[float] = mapped_column(Float)
 
 
+class SlabFiveMinutes(Base):
+    """5-minute rollup of one cache (as slab_hourly): the cache charts of ranges past a day
+    read these, not thousands of raw frames; kept as long as the raw frames."""
+
+    __tablename__ = "slab_5min"
+    cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    bucket_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    samples_total: Mapped[int] = mapped_column(Integer)
+    slab_bytes_sum: Mapped[float] = mapped_column(Float)
+    num_objs_sum_total: Mapped[float] = mapped_column(Float)
+    active_objs_sum_total: Mapped[float] = mapped_column(Float)
+    num_slabs_sum_total: Mapped[float] = mapped_column(Float)
+
+
 class IngestCounter(Base):
     """Ingest requests by outcome, for every server process (/metrics reads it)."""
 

@@ -81,21 +81,23 @@ def bucket_sums(frames: Iterable[Any], cid: int, metrics: Sequence[str],
     return acc
 
 
-def hour_sums(frames: Iterable[Any]
-              ) -> dict[tuple[int, int], list[int]]:
-    """Per (cache id, hour): [samples, slab_bytes, num_objs, active_objs, num_slabs] sums."""
-    acc: dict[tuple[int, int], list[int]] = {}
+def rollup_sums(frames: Iterable[Any], widths: Sequence[int]
+                ) -> dict[int, dict[tuple[int, int], list[int]]]:
+    """Per bucket width, per (cache id, bucket number): [samples, slab_bytes, num_objs,
+    active_objs, num_slabs] sums; each frame decoded once for every width."""
+    acc: dict[int, dict[tuple[int, int], list[int]]] = {w: {} for w in widths}
     for at, blob in frames:
-        hour = int(at.timestamp() // 3600)
+        ts = int(at.timestamp())
         columns, ids, values, present = ct.unpack_table(blob)
         cols = {c: (v, p) for c, v, p in zip(columns, values, present, strict=True)}
         picked = [cols.get(c) for c in ("slab_bytes", "num_objs", "active_objs", "num_slabs")]
         for k, cid in enumerate(ids):
-            row = acc.get((cid, hour))
-            if row is None:
-                row = acc[(cid, hour)] = [0] * 5
-            row[0] += 1
-            for j, vp in enumerate(picked, start=1):
-                if vp is not None and vp[1][k]:
-                    row[j] += vp[0][k]
+            cells = [vp[0][k] if vp is not None and vp[1][k] else 0 for vp in picked]
+            for w, by in acc.items():
+                row = by.get((cid, ts // w))
+                if row is None:
+                    row = by[(cid, ts // w)] = [0] * 5
+                row[0] += 1
+                for j, v in enumerate(cells, start=1):
+                    row[j] += v
     return acc

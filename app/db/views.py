@@ -108,7 +108,7 @@ def cache_series(session: Session, host_id: int, name: str, metrics: list[str],
     cid = q.cache_id(session, host_id, name)
     if cid is None:
         return None
-    width = q.choose_step(since, until, step)
+    width = q.cache_step(since, until, step)
     got = q.cache_series(session, cid, metrics, since, until, width)
     return {k: SeriesView(f"cache:{name}:{k}", s.step_seconds, since, until, s.times,
                           s.values) for k, s in got.items()}

@@ -1,5 +1,8 @@
 """slab frames: one slab_frame row (a cgtable.pack_table blob, row ids slab_cache.id) per
-scrape replaces slab_sample's row per cache
+scrape replaces slab_sample's row per cache; slab_5min, 5-minute rollups of the caches
+
+slab_5min starts empty: retention fills it for the hours it rolls up from now on, and cache
+charts read raw frames for the hours before its first row (app/db/queries.py).
 
 On PostgreSQL slab_frame is partitioned by taken_at like cgroup_frame (daily partitions for
 the days `scrape` has, and DEFAULT), with no foreign key to scrape (app/db/partitions.py).
@@ -100,6 +103,17 @@ def upgrade() -> None:
                                     name=op.f('fk_slab_frame_host_id_host')),
             sa.PrimaryKeyConstraint('scrape_id', name=op.f('pk_slab_frame')))
     op.create_index('ix_slab_frame_host_id_taken_at', 'slab_frame', ['host_id', 'taken_at'])
+    op.create_table(
+        'slab_5min',
+        sa.Column('cache_id', sa.Integer(), nullable=False),
+        sa.Column('bucket_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('samples_total', sa.Integer(), nullable=False),
+        *(sa.Column(c, sa.Float(), nullable=False) for c in (
+            'slab_bytes_sum', 'num_objs_sum_total', 'active_objs_sum_total',
+            'num_slabs_sum_total')),
+        sa.ForeignKeyConstraint(['cache_id'], ['slab_cache.id'], ondelete='CASCADE',
+                                name=op.f('fk_slab_5min_cache_id_slab_cache')),
+        sa.PrimaryKeyConstraint('cache_id', 'bucket_at', name=op.f('pk_slab_5min')))
     _samples_to_frames(bind)
     op.drop_table('slab_sample')  # PostgreSQL: its partitions go with it
 
@@ -158,6 +172,7 @@ def downgrade() -> None:
             sa.PrimaryKeyConstraint('scrape_id', 'cache_id', name=op.f('pk_slab_sample')),
             sqlite_with_rowid=False)
     _frames_to_samples(bind)
+    op.drop_table('slab_5min')
     op.drop_index('ix_slab_frame_host_id_taken_at', table_name='slab_frame')
     op.drop_table('slab_frame')
 

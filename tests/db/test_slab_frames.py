@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import models as m
 from app.db import queries as q
-from app.db import slabframes
+from app.db import retention, slabframes
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 from app.domain import cgtable as ct
@@ -116,3 +116,50 @@ def test_cache_rows_decode_two_frames(sessions: sessionmaker[Session]) -> None:
         assert (f.object_size_bytes, f.objs_per_slab) == (64, 64)
         assert [r.growth_bytes for r in q.cache_rows(s, sid, None)] == [None, None]
         assert q.cache_rows(s, 10**9, None) == []  # no frame: no caches
+
+
+def _want(ids: dict[str, int], name: str, metric: str, step: int, scrapes: range
+          ) -> tuple[list[datetime], list[float]]:
+    j = list(ids).index(name)
+    buckets: dict[int, list[int]] = {}
+    for k in scrapes:
+        buckets.setdefault(int((START + EVERY * k).timestamp()) // step, []).append(k)
+    return ([datetime.fromtimestamp(b * step, UTC) for b in sorted(buckets)],
+            [_expected(j, metric, buckets[b]) for b in sorted(buckets)])
+
+
+@pytest.mark.parametrize("step", [300, 900])
+def test_five_minute_rollups_serve_steps_of_whole_five_minutes(
+        sessions: sessionmaker[Session], step: int) -> None:
+    hosts = seed_history(sessions, hosts=1, start=START, scrapes=SCRAPES, interval=EVERY)
+    until = START + EVERY * (SCRAPES - 1)
+    with sessions.begin() as s:  # hours 01:00 and 02:00 stay raw (01:00 is not rolled up)
+        retention.rollup(s, START + timedelta(hours=3), before=START + timedelta(hours=1))
+    with sessions() as s:
+        ids = cache_ids(s, hosts["host-0"])
+        fives = s.scalar(select(func.count()).select_from(m.SlabFiveMinutes))
+        assert fives == 12 * len(CACHES)  # the first hour, 5 caches
+        for name, cid in ids.items():
+            got = q.cache_series(s, cid, ["objects", "bytes"], START, until, step)
+            for metric in ("objects", "bytes"):
+                assert (got[metric].times, got[metric].values) == _want(
+                    ids, name, metric, step, range(SCRAPES)), (name, metric)
+    with sessions.begin() as s:  # the rolled-up hour is read from rollups, not frames
+        s.execute(delete(m.SlabFrame).where(m.SlabFrame.taken_at < START + timedelta(hours=1)))
+    with sessions() as s:
+        got = q.cache_series(s, ids["dentry"], ["objects"], START, until, step)["objects"]
+        assert (got.times, got.values) == _want(ids, "dentry", "objects", step, range(SCRAPES))
+        # a range that starts inside a rolled-up bucket: its frames, not the whole bucket
+        mid = START + timedelta(minutes=7)
+        got = q.cache_series(s, ids["dentry"], ["objects"], mid, until, step)["objects"]
+        assert got.values[1:] == _want(ids, "dentry", "objects", step, range(2, SCRAPES))[1][1:]
+
+
+def test_cache_chart_steps_are_whole_five_minutes_past_a_minute() -> None:
+    day = timedelta(days=1)
+    assert q.cache_step(START, START + day, None) == 44  # 24 h: raw frames
+    assert q.cache_step(START, START + 3 * day, None) == 300  # 130 s -> 5 minutes
+    assert q.cache_step(START, START + 7 * day, None) == 600  # 303 s -> 10 minutes
+    assert q.cache_step(START, START + 100 * day, None) == 4320  # hourly rollups
+    assert q.cache_step(START, START + timedelta(hours=1), 90) == 300
+    assert q.cache_step(START, START + timedelta(hours=1), 60) == 60
