@@ -346,21 +346,25 @@ def cache_step(step: int) -> int:
 
 def floor_frames(conn: Any, dialect: str, **binds: Any
                  ) -> dict[str, list[tuple[float, float]]]:
-    """The cache chart's data from slab frames: fetch (bucket, blob), inflate each blob and
-    read the cache's four cells straight from its byte-shuffled columns (the layout of
-    cgtable.pack_table, decoded here by hand), then average per bucket."""
+    """The cache chart's data from slab frames: fetch (bucket, blob), inflate each blob up to
+    the last wanted column and read the cache's four cells straight from its byte-shuffled
+    columns (the layout of cgtable.pack_table, decoded here by hand; every seeded frame has
+    one shape), then average per bucket."""
     step, cid = binds["step"], binds["cid"]
     want = ["num_objs", "active_objs", "num_slabs", "slab_bytes"]  # CACHE_METRICS' order
     acc: dict[int, list[int]] = {}
     head, ids, where, row = b"", b"", [0], 0
     n = 0
+    need = 0
     for b, blob in conn.execute(bucketed(CACHE_FRAMES, dialect), binds):
-        raw = zlib.decompress(blob)
+        # Inflate only up to the last wanted column (the shape is the previous frame's).
+        raw = zlib.decompressobj().decompress(blob, need) if need else zlib.decompress(blob)
         (hlen,) = struct.unpack_from("<I", raw, 4)
         if raw[8:8 + hlen] != head:
             head = raw[8:8 + hlen]
             h = json.loads(head)
             n, where = h["rows"], [h["columns"].index(c) for c in want]
+            need = 8 + hlen + 8 * n + (max(where) + 1) * 9 * n
         pos = 8 + hlen
         if raw[pos:pos + 8 * n] != ids:
             ids = raw[pos:pos + 8 * n]

@@ -331,9 +331,11 @@ class CellReader:
     """Reads one row's cells out of table blobs without unpacking whole columns.
 
     A chart of one row over thousands of frames of the same table shape (slab frames: every
-    cache of a host, a cache's series read back) needs a few values per frame: inflate,
-    then pick the row's bytes out of each byte-shuffled column. The header and the row ids
-    of the previous frame are remembered, as consecutive frames mostly share them.
+    cache of a host, a cache's series read back) needs a few values per frame: inflate (up
+    to the last wanted column), then pick the row's bytes out of each byte-shuffled column.
+    The header and the row ids of the previous frame are remembered, as consecutive frames
+    mostly share them. A frame is checked whole when its shape is new; after that, only
+    the part read (a truncated tail past the wanted columns goes unnoticed).
     """
 
     def __init__(self, columns: Sequence[str]) -> None:
@@ -347,19 +349,19 @@ class CellReader:
 
     def cells(self, blob: bytes, row_id: int) -> tuple[int | None, ...] | None:
         """The wanted columns of row `row_id` (None: absent); None if the row is not there."""
-        try:
-            raw = zlib.decompress(blob)
-        except zlib.error as err:
-            raise CodecError(f"table blob is not deflate data: {err}") from err
-        if raw[:4] != _MAGIC or len(raw) < 8:
-            raise CodecError("table blob has no SCT1 header")
-        (hlen,) = struct.unpack_from("<I", raw, 4)
-        head = raw[8:8 + hlen]
-        if head != self._head:
-            self._parse_head(head)
-        n, pos = self._n, 8 + hlen
-        if len(raw) != pos + 8 * n + self._stored * 9 * n:
-            raise CodecError("table blob length does not match its header")
+        raw = self._inflate(blob)
+        if raw is None:  # another shape than the last frame's: inflate it all and check it
+            try:
+                raw = zlib.decompress(blob)
+            except zlib.error as err:
+                raise CodecError(f"table blob is not deflate data: {err}") from err
+            if raw[:4] != _MAGIC or len(raw) < 8:
+                raise CodecError("table blob has no SCT1 header")
+            (hlen,) = struct.unpack_from("<I", raw, 4)
+            self._parse_head(raw[8:8 + hlen])
+            if len(raw) != 8 + hlen + 8 * self._n + self._stored * 9 * self._n:
+                raise CodecError("table blob length does not match its header")
+        n, pos = self._n, 8 + len(self._head)
         ids = raw[pos:pos + 8 * n]
         if ids != self._ids:
             self._ids = ids
@@ -380,6 +382,22 @@ class CellReader:
             v = col + n + k
             out.append(int.from_bytes(raw[v:v + 8 * n:n], "little"))
         return tuple(out)
+
+    def _inflate(self, blob: bytes) -> bytes | None:
+        """Inflate only up to the last wanted column, when the blob has the last frame's
+        header (a third of the work saved when the wanted columns come first); None when it
+        has not, or is corrupt there (the caller then inflates and checks it all)."""
+        if not self._head:
+            return None
+        n = self._n
+        need = 8 + len(self._head) + 8 * n + (max(self._where) + 1) * 9 * n
+        try:
+            raw = zlib.decompressobj().decompress(blob, need)
+        except zlib.error:
+            return None
+        if len(raw) < need or raw[8:8 + len(self._head)] != self._head:
+            return None
+        return raw
 
     def _parse_head(self, head: bytes) -> None:
         try:
