@@ -1,8 +1,9 @@
 """slab frames: one slab_frame row (a cgtable.pack_table blob, row ids slab_cache.id) per
 scrape replaces slab_sample's row per cache; slab_5min, 5-minute rollups of the caches
 
-slab_5min starts empty: retention fills it for the hours it rolls up from now on, and cache
-charts read raw frames for the hours before its first row (app/db/queries.py).
+slab_5min is filled here for every hour already rolled up whose raw rows are still kept
+(scrape_hourly, raw_dropped false), in SQL from slab_sample, so that retention's invariant
+holds from the start: every rolled-up hour with raw frames has its 5-minute rows.
 
 On PostgreSQL slab_frame is partitioned by taken_at like cgroup_frame (daily partitions for
 the days `scrape` has, and DEFAULT), with no foreign key to scrape (app/db/partitions.py).
@@ -114,8 +115,32 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['cache_id'], ['slab_cache.id'], ondelete='CASCADE',
                                 name=op.f('fk_slab_5min_cache_id_slab_cache')),
         sa.PrimaryKeyConstraint('cache_id', 'bucket_at', name=op.f('pk_slab_5min')))
+    _five_minutes(bind)
     _samples_to_frames(bind)
     op.drop_table('slab_sample')  # PostgreSQL: its partitions go with it
+
+
+def _five_minutes(bind: sa.Connection) -> None:
+    if bind.dialect.name == 'postgresql':
+        bucket = 'to_timestamp(floor(extract(epoch FROM s.taken_at) / 300) * 300)'
+        hour = 'to_timestamp(floor(extract(epoch FROM s.taken_at) / 3600) * 3600)'
+        kept = 'NOT h.raw_dropped'
+        add = 'sum'  # of BIGINTs: numeric, exact
+    else:  # UTCDateTime is naive UTC text with microseconds on SQLite
+        bucket = ("strftime('%Y-%m-%d %H:%M:%S.000000',"
+                  " (CAST(strftime('%s', s.taken_at) AS INTEGER) / 300) * 300, 'unixepoch')")
+        hour = "strftime('%Y-%m-%d %H:00:00.000000', s.taken_at)"
+        kept = 'h.raw_dropped = 0'
+        add = 'total'  # a float: sum() of big INTEGERs overflows
+    op.execute(
+        'INSERT INTO slab_5min (cache_id, bucket_at, samples_total, slab_bytes_sum,'
+        ' num_objs_sum_total, active_objs_sum_total, num_slabs_sum_total)'
+        f' SELECT ss.cache_id, {bucket}, count(*), {add}(ss.slab_bytes),'
+        f' {add}(ss.num_objs_total), {add}(ss.active_objs_total), {add}(ss.num_slabs_total)'
+        ' FROM slab_sample ss JOIN scrape s ON s.id = ss.scrape_id'
+        ' WHERE EXISTS (SELECT 1 FROM scrape_hourly h WHERE h.host_id = s.host_id'
+        f' AND h.hour_at = {hour} AND {kept})'
+        f' GROUP BY ss.cache_id, {bucket}')
 
 
 def _samples_to_frames(bind: sa.Connection) -> None:

@@ -32,6 +32,11 @@ slab_cache = sa.Table("slab_cache", md, *(sa.Column(c) for c in (
 SAMPLE_COLS = ("scrape_id", "cache_id", "taken_day", "active_objs_total", "num_objs_total",
                "num_slabs_total", "slab_bytes", "partial_slabs_total", "cpu_slabs_total")
 slab = sa.Table("slab_sample", md, *(sa.Column(c) for c in SAMPLE_COLS))
+hourly = sa.Table("scrape_hourly", md, sa.Column("host_id"), sa.Column("hour_at", UTCDateTime),
+                  sa.Column("scrapes_total"), sa.Column("raw_dropped"))
+fives = sa.Table("slab_5min", md, sa.Column("cache_id"), sa.Column("bucket_at", UTCDateTime),
+                 *(sa.Column(c) for c in ("samples_total", "slab_bytes_sum", "num_objs_sum_total",
+                                          "active_objs_sum_total", "num_slabs_sum_total")))
 frame = sa.Table("slab_frame", md, sa.Column("scrape_id"), sa.Column("host_id"),
                  sa.Column("taken_at", UTCDateTime), sa.Column("data", sa.LargeBinary))
 
@@ -68,7 +73,13 @@ def _old_rows() -> dict[str, list[dict[str, Any]]]:
     scrapes.append({"id": 200, "host_id": 1, "taken_at": T0 + timedelta(hours=1),
                     "duration_seconds": 0.1, "kernel_release": "x", "era": "e",
                     "memcg_method": "t", "errors_total": 0, "proc_cgroups_json": []})
-    return {"host": hosts, "slab_cache": caches, "scrape": scrapes, "slab_sample": samples}
+    # host 1's hour 23:00 is rolled up with its raw rows kept, 00:00 is final (raw dropped)
+    rolled = [{"host_id": 1, "hour_at": T0.replace(minute=0), "scrapes_total": 2,
+               "raw_dropped": False},
+              {"host_id": 1, "hour_at": T0.replace(minute=0) + timedelta(hours=1),
+               "scrapes_total": 2, "raw_dropped": True}]
+    return {"host": hosts, "slab_cache": caches, "scrape": scrapes, "slab_sample": samples,
+            "scrape_hourly": rolled}
 
 
 def _migrate(url: str, step: Any, revision: str, rows_per_batch: int) -> None:
@@ -93,7 +104,7 @@ def test_slab_samples_become_frames_and_back(db_url: str, rows_per_batch: int) -
     old = _old_rows()
     engine = make_engine(db_url)
     with engine.begin() as conn:
-        for name in ("host", "slab_cache", "scrape", "slab_sample"):
+        for name in ("host", "slab_cache", "scrape", "slab_sample", "scrape_hourly"):
             conn.execute(sa.insert(md.tables[name]), old[name])
     engine.dispose()
     _migrate(db_url, command.upgrade, "0008", rows_per_batch)
@@ -115,6 +126,18 @@ def test_slab_samples_become_frames_and_back(db_url: str, rows_per_batch: int) -
                                 "partial_slabs": s["partial_slabs_total"],
                                 "cpu_slabs": s["cpu_slabs_total"]}
                 for s in old["slab_sample"] if s["scrape_id"] == f.scrape_id}
+        # the 5-minute rollups of the rolled-up hour whose raw rows are kept: 23:55, k = 0, 1
+        got5 = {r.cache_id: r._asdict() for r in conn.execute(sa.select(fives))}
+        assert set(got5) == {10, 11, 12}
+        for j in range(3):
+            ks = [s for s in old["slab_sample"]
+                  if s["cache_id"] == 10 + j and s["scrape_id"] in (101, 102)]
+            assert got5[10 + j] == {
+                "cache_id": 10 + j, "bucket_at": T0 - timedelta(minutes=3),
+                "samples_total": 2, "slab_bytes_sum": sum(s["slab_bytes"] for s in ks),
+                "num_objs_sum_total": sum(s["num_objs_total"] for s in ks),
+                "active_objs_sum_total": float(sum(s["active_objs_total"] for s in ks)),
+                "num_slabs_sum_total": sum(s["num_slabs_total"] for s in ks)}
     engine.dispose()
 
     _migrate(db_url, command.downgrade, "0007", rows_per_batch)
