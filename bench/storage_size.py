@@ -15,6 +15,10 @@ day, extrapolated from a steady-state window:
 - values change every tick: random page-aligned sizes, random event counters, sparse keys
   (shmem, dirty, writeback, thp, zswap, ...) zero in 80 % of cgroups.
 
+Retention's rollups are not written here: slab_5min (235 caches x 288 five-minute rows a
+day) adds 6.5 MB a day on SQLite and 8.2 MB on PostgreSQL, slab_hourly 0.5 / 0.8 MB
+(measured after `retention.rollup` over a day of bench/pages.py's frames).
+
 Target (issue 8): <= 250 MB per host per day in total. SQLite sizes are pages per b-tree
 (dbstat, indexes counted with their table); PostgreSQL sizes pg_total_relation_size (heap,
 indexes, TOAST), with a plain VACUUM every 5 simulated minutes standing in for autovacuum

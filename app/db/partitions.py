@@ -13,6 +13,7 @@ the scrape's time:
 - Every other per-scrape table gets `taken_day`: an INTEGER, the scrape's UTC day since
   1970-01-01 (`day_of`), written by the same writer that writes the row. A timestamp copy
   would cost ~26 bytes of text per row on SQLite (35 MB per host per day for slab_sample,
+  the row-per-cache table slab_frame replaced in 0008,
   14 % of the 250 MB budget). The day number costs 3 bytes per row on SQLite (measured:
   +4.1 MB per 1.35 M slab_sample rows) and on PostgreSQL fits the alignment padding after
   `cache_id` in the row and in the primary key (index size unchanged, measured); the heap
