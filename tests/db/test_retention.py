@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import cacheseries as cs
 from app.db import models as m
 from app.db import partitions, retention
 from app.db import queries as q
@@ -53,7 +54,7 @@ def _series(s: Session, hosts: dict[str, int]) -> dict[str, Any]:
         for k, v in q.scrape_series(s, hid, SCRAPE_METRICS, START, NOW, 3600).items():
             out[f"{name}/{k}"] = (v.times, v.values)
         for cache, cid in cache_ids(s, hid).items():
-            for k, v in q.cache_series(s, cid, CACHE_METRICS, START, NOW, 3600).items():
+            for k, v in cs.cache_series(s, cid, CACHE_METRICS, START, NOW, 3600).items():
                 out[f"{name}/{cache}/{k}"] = (v.times, v.values)
     return out
 

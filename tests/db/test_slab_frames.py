@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import cacheseries as cs
 from app.db import models as m
 from app.db import queries as q
 from app.db import retention, slabframes
@@ -71,7 +72,7 @@ def test_cache_series_from_frames_is_the_row_layouts(sessions: sessionmaker[Sess
         # history.py numbers caches in this order (j in its formulas)
         assert sorted(ids) == sorted(CACHES)
         for j, name in enumerate(ids):
-            got = q.cache_series(s, ids[name], ["objects", "active_objs", "slabs", "bytes"],
+            got = cs.cache_series(s, ids[name], ["objects", "active_objs", "slabs", "bytes"],
                                  START, until, step)
             buckets: dict[int, list[int]] = {}
             for k in range(SCRAPES):
@@ -84,7 +85,7 @@ def test_cache_series_from_frames_is_the_row_layouts(sessions: sessionmaker[Sess
                 assert series.values == [_expected(j, metric, buckets[b])
                                          for b in sorted(buckets)], (name, metric)
         with pytest.raises(ValueError, match="unknown cache metric"):
-            q.cache_series(s, ids["dentry"], ["nope"], START, until, step)
+            cs.cache_series(s, ids["dentry"], ["nope"], START, until, step)
 
 
 def test_cache_rows_decode_two_frames(sessions: sessionmaker[Session]) -> None:
@@ -142,26 +143,26 @@ def test_five_minute_rollups_serve_steps_of_whole_five_minutes(
         fives = s.scalar(select(func.count()).select_from(m.SlabFiveMinutes))
         assert fives == 12 * len(CACHES)  # the first hour, 5 caches
         for name, cid in ids.items():
-            got = q.cache_series(s, cid, ["objects", "bytes"], START, until, step)
+            got = cs.cache_series(s, cid, ["objects", "bytes"], START, until, step)
             for metric in ("objects", "bytes"):
                 assert (got[metric].times, got[metric].values) == _want(
                     ids, name, metric, step, range(SCRAPES)), (name, metric)
     with sessions.begin() as s:  # the rolled-up hour is read from rollups, not frames
         s.execute(delete(m.SlabFrame).where(m.SlabFrame.taken_at < START + timedelta(hours=1)))
     with sessions() as s:
-        got = q.cache_series(s, ids["dentry"], ["objects"], START, until, step)["objects"]
+        got = cs.cache_series(s, ids["dentry"], ["objects"], START, until, step)["objects"]
         assert (got.times, got.values) == _want(ids, "dentry", "objects", step, range(SCRAPES))
         # a range that starts inside a rolled-up bucket: its frames, not the whole bucket
         mid = START + timedelta(minutes=7)
-        got = q.cache_series(s, ids["dentry"], ["objects"], mid, until, step)["objects"]
+        got = cs.cache_series(s, ids["dentry"], ["objects"], mid, until, step)["objects"]
         assert got.values[1:] == _want(ids, "dentry", "objects", step, range(2, SCRAPES))[1][1:]
 
 
 def test_cache_chart_steps_are_whole_five_minutes_past_a_minute() -> None:
     day = timedelta(days=1)
-    assert q.cache_step(START, START + day, None) == 44  # 24 h: raw frames
-    assert q.cache_step(START, START + 3 * day, None) == 300  # 130 s -> 5 minutes
-    assert q.cache_step(START, START + 7 * day, None) == 600  # 303 s -> 10 minutes
-    assert q.cache_step(START, START + 100 * day, None) == 4320  # hourly rollups
-    assert q.cache_step(START, START + timedelta(hours=1), 90) == 300
-    assert q.cache_step(START, START + timedelta(hours=1), 60) == 60
+    assert cs.cache_step(START, START + day, None) == 44  # 24 h: raw frames
+    assert cs.cache_step(START, START + 3 * day, None) == 300  # 130 s -> 5 minutes
+    assert cs.cache_step(START, START + 7 * day, None) == 600  # 303 s -> 10 minutes
+    assert cs.cache_step(START, START + 100 * day, None) == 4320  # hourly rollups
+    assert cs.cache_step(START, START + timedelta(hours=1), 90) == 300
+    assert cs.cache_step(START, START + timedelta(hours=1), 60) == 60
