@@ -6,13 +6,18 @@ and the ingest's path), one transaction per tick, and prints bytes per table per
 day, extrapolated from a steady-state window:
 
 - 10,000 live cgroups (cgroup2, ~60-key memory.stat, paths like a Kubernetes node's);
-- a tick every 15 s: 235 slab caches (this VM's), meminfo columns, /proc/cgroups;
+- a tick every 15 s: 235 slab caches (this VM's) as one slab frame, meminfo columns,
+  /proc/cgroups;
 - 100 cgroups created and 100 removed a minute (25 a tick), each new one with its whole
   memory.stat, each removed one with its last memory.stat;
 - a series frame of every live cgroup every 300 s, a full frame every 6 h (measured once,
   counted 4 times a day), whole meminfo/vmstat every hour;
 - values change every tick: random page-aligned sizes, random event counters, sparse keys
   (shmem, dirty, writeback, thp, zswap, ...) zero in 80 % of cgroups.
+
+Retention's rollups are not written here: slab_5min (235 caches x 288 five-minute rows a
+day) adds 6.5 MB a day on SQLite and 8.2 MB on PostgreSQL, slab_hourly 0.5 / 0.8 MB
+(measured after `retention.rollup` over a day of bench/pages.py's frames).
 
 Target (issue 8): <= 250 MB per host per day in total. SQLite sizes are pages per b-tree
 (dbstat, indexes counted with their table); PostgreSQL sizes pg_total_relation_size (heap,
@@ -186,8 +191,13 @@ def sizes_sqlite(sessions: sessionmaker[Session]) -> dict[str, int]:
 
 def sizes_postgres(sessions: sessionmaker[Session]) -> dict[str, int]:
     with sessions() as s:
-        return {t: int(s.scalar(text(f"SELECT pg_total_relation_size('{t}')")) or 0)
-                for t in Base.metadata.tables}
+        # A partitioned parent holds no data itself: add its partitions (daily and DEFAULT,
+        # with their indexes and TOAST; pg_partition_tree lists none for a plain table).
+        return {t: int(s.scalar(text(
+            f"SELECT pg_total_relation_size('{t}') + coalesce((SELECT"
+            " sum(pg_total_relation_size(relid)) FROM pg_partition_tree(:t)"
+            " WHERE relid <> CAST(:t AS regclass)), 0)"), {"t": t}) or 0)
+            for t in Base.metadata.tables}
 
 
 def measure(url: str, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:

@@ -21,7 +21,7 @@ from sqlalchemy.types import TypeDecorator
 
 from app.collector.sources.slabinfo import read_slabinfo
 from app.db import models as m
-from app.db import partitions
+from app.db import slabframes
 from app.simulation.calibrate import thinned
 from app.simulation.engine import simulate
 from app.simulation.workload import JobClass, Kind, Leftover, Pressure, Workload
@@ -186,14 +186,15 @@ def _caches(engine: Engine, hid: int, end: datetime) -> None:
         latest, at = conn.execute(select(m.Scrape.id, m.Scrape.taken_at)
                                   .where(m.Scrape.host_id == hid)
                                   .order_by(m.Scrape.taken_at.desc()).limit(1)).one()
+        frame: dict[int, dict[str, int | None]] = {}
         for r in rows:
             cid = conn.execute(insert(m.SlabCache).values(
                 host_id=hid, name=r.name, aliases_json=[], object_size_bytes=r.objsize_bytes,
                 slab_size_bytes=None, objs_per_slab_total=r.objperslab,
                 pages_per_slab_total=r.pagesperslab, order=None, reclaim_account=None,
                 first_seen_at=end, last_seen_at=end).returning(m.SlabCache.id)).scalar_one()
-            conn.execute(insert(m.SlabSample).values(
-                scrape_id=latest, taken_day=partitions.day_of(at), cache_id=cid,
-                active_objs_total=r.active_objs,
-                num_objs_total=r.num_objs, num_slabs_total=r.num_slabs,
-                slab_bytes=r.num_slabs * r.pagesperslab * 4096))
+            frame[cid] = {"active_objs": r.active_objs, "num_objs": r.num_objs,
+                          "num_slabs": r.num_slabs,
+                          "slab_bytes": r.num_slabs * r.pagesperslab * 4096}
+        conn.execute(insert(m.SlabFrame).values(scrape_id=latest, host_id=hid, taken_at=at,
+                                                data=slabframes.pack(frame)))

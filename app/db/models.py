@@ -118,26 +118,20 @@ class SlabCache(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class SlabSample(Base):
-    """One cache in one scrape (/proc/slabinfo numbers, SLUB counts when collected)."""
+class SlabFrame(Base):
+    """Every cache of a host at one scrape, one blob (app/db/slabframes.py, row ids
+    slab_cache.id): one row a scrape where slab_sample had one per cache (235 a tick)."""
 
-    __tablename__ = "slab_sample"
-    # 235 rows a tick, the biggest table: on SQLite the primary key is the table (no rowid,
-    # no second b-tree), and no index on cache_id, so a cache's series is read from the
-    # scrapes in its range (scrape index, then this key), never from the cache's whole history.
-    __table_args__ = ({"sqlite_with_rowid": False},)
-    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
-                                           primary_key=True)
-    # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
-    taken_day: Mapped[int] = mapped_column(Integer)
-    cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
-                                          primary_key=True)
-    active_objs_total: Mapped[int] = mapped_column(BigInteger)
-    num_objs_total: Mapped[int] = mapped_column(BigInteger)
-    num_slabs_total: Mapped[int] = mapped_column(BigInteger)
-    slab_bytes: Mapped[int] = mapped_column(BigInteger)
-    partial_slabs_total: Mapped[int | None] = mapped_column(BigInteger)
-    cpu_slabs_total: Mapped[int | None] = mapped_column(BigInteger)
+    __tablename__ = "slab_frame"
+    # A cache's series reads the host's frames in its range, in time order.
+    __table_args__ = (Index("ix_slab_frame_host_id_taken_at", "host_id", "taken_at"),)
+    # SQLite: the scrape id is the rowid, no second key index. PostgreSQL: the key also holds
+    # taken_at, the partition key (app/db/partitions.py).
+    scrape_id: Mapped[int] = mapped_column(BigInt, ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           primary_key=True, autoincrement=False)
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Cgroup(Base):
@@ -300,6 +294,21 @@ class SlabHourly(Base):
     cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
                                           primary_key=True)
     hour_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    samples_total: Mapped[int] = mapped_column(Integer)
+    slab_bytes_sum: Mapped[float] = mapped_column(Float)
+    num_objs_sum_total: Mapped[float] = mapped_column(Float)
+    active_objs_sum_total: Mapped[float] = mapped_column(Float)
+    num_slabs_sum_total: Mapped[float] = mapped_column(Float)
+
+
+class SlabFiveMinutes(Base):
+    """5-minute rollup of one cache (as slab_hourly): the cache charts of ranges past a day
+    read these, not thousands of raw frames; kept as long as the raw frames."""
+
+    __tablename__ = "slab_5min"
+    cache_id: Mapped[int] = mapped_column(ForeignKey("slab_cache.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    bucket_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     samples_total: Mapped[int] = mapped_column(Integer)
     slab_bytes_sum: Mapped[float] = mapped_column(Float)
     num_objs_sum_total: Mapped[float] = mapped_column(Float)

@@ -1,4 +1,5 @@
-"""Read queries for the API and the pages: all SQL here, downsampling done in the database.
+"""Read queries for the API and the pages: all SQL here, downsampling done in the database
+(a cache's chart, from slab frames decoded in Python: app/db/cacheseries.py).
 
 Callers pass a session and own the transaction. Times in and out are tz-aware UTC.
 """
@@ -6,7 +7,7 @@ Callers pass a session and own the transaction. Times in and out are tz-aware UT
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.db import models as m
+from app.db import slabframes
 
 MAX_POINTS = 2000
 
@@ -58,12 +60,6 @@ SCRAPE_METRICS: dict[str, Any] = {
     "percpu_bytes": m.Scrape.percpu_bytes,
     "kernel_stack_bytes": m.Scrape.kernel_stack_bytes,
     "shmem_bytes": m.Scrape.shmem_bytes,
-}
-CACHE_METRICS: dict[str, Any] = {
-    "bytes": m.SlabSample.slab_bytes,
-    "objects": m.SlabSample.num_objs_total,
-    "active_objs": m.SlabSample.active_objs_total,
-    "slabs": m.SlabSample.num_slabs_total,
 }
 
 
@@ -117,15 +113,9 @@ class _Rollup:
     where: list[Any]
 
 
-def _bucketed(session: Session, values: dict[str, Any], where: Sequence[Any],
-              join: Any | None, since: datetime, until: datetime, step: int,
-              rollup: _Rollup | None = None) -> dict[str, Series]:
-    """Several metrics over the same buckets: sums and counts per bucket, in SQL.
-
-    With buckets of an hour or more, the hours already rolled up come from the hourly
-    rollups (sums and counts, so they combine exactly) and only newer hours from raw rows.
-    """
-    names = list(values)
+def _accumulate(names: Sequence[str]) -> tuple[dict[int, list[float]],
+                                               Callable[[Any, Sequence[Any]], None]]:
+    """Per-bucket sums and counts of several metrics, and the function that adds to them."""
     acc: dict[int, list[float]] = {}  # bucket -> [sum_0, count_0, sum_1, count_1, ...]
 
     def add(bucket: Any, pairs: Sequence[Any]) -> None:
@@ -135,20 +125,50 @@ def _bucketed(session: Session, values: dict[str, Any], where: Sequence[Any],
                 row[2 * k] += float(pairs[2 * k])
                 row[2 * k + 1] += float(pairs[2 * k + 1] or 0)
 
-    raw_since = since
-    if rollup is not None and step >= 3600:
-        rolled = session.scalar(select(func.max(rollup.hour)).where(*rollup.where))
-        if rolled is not None and rolled + timedelta(hours=1) > since:
-            upto = min(until, rolled + timedelta(hours=1))
-            rb = func.floor(epoch_seconds(rollup.hour) / step)
-            cols: list[Any] = []
-            for n in names:
-                cols += [func.sum(rollup.values[n]), func.sum(rollup.count)]
-            for r in session.execute(select(rb, *cols).where(
-                    *rollup.where, rollup.hour >= since, rollup.hour < upto)
-                    .group_by(rb)).all():
-                add(r[0], r[1:])
-            raw_since = max(since, upto)
+    return acc, add
+
+
+def _from_rollup(session: Session, rollup: _Rollup | None, names: Sequence[str],
+                 since: datetime, until: datetime, step: int,
+                 add: Callable[[Any, Sequence[Any]], None]) -> datetime:
+    """Add the rolled-up hours of the range (buckets of an hour or more); return where raw
+    rows take over."""
+    if rollup is None or step < 3600:
+        return since
+    rolled: datetime | None = session.scalar(select(func.max(rollup.hour)).where(*rollup.where))
+    if rolled is None or rolled + timedelta(hours=1) <= since:
+        return since
+    upto = min(until, rolled + timedelta(hours=1))
+    rb = func.floor(epoch_seconds(rollup.hour) / step)
+    cols: list[Any] = []
+    for n in names:
+        cols += [func.sum(rollup.values[n]), func.sum(rollup.count)]
+    for r in session.execute(select(rb, *cols).where(
+            *rollup.where, rollup.hour >= since, rollup.hour < upto).group_by(rb)).all():
+        add(r[0], r[1:])
+    return max(since, upto)
+
+
+def _series(acc: dict[int, list[float]], names: Sequence[str], step: int) -> dict[str, Series]:
+    keys = sorted(acc)
+    times = [datetime.fromtimestamp(float(b) * step, UTC) for b in keys]
+    return {n: Series(n, step, times,
+                      [acc[b][2 * i] / acc[b][2 * i + 1] if acc[b][2 * i + 1] else None
+                       for b in keys])
+            for i, n in enumerate(names)}
+
+
+def _bucketed(session: Session, values: dict[str, Any], where: Sequence[Any],
+              join: Any | None, since: datetime, until: datetime, step: int,
+              rollup: _Rollup | None = None) -> dict[str, Series]:
+    """Several metrics over the same buckets: sums and counts per bucket, in SQL.
+
+    With buckets of an hour or more, the hours already rolled up come from the hourly
+    rollups (sums and counts, so they combine exactly) and only newer hours from raw rows.
+    """
+    names = list(values)
+    acc, add = _accumulate(names)
+    raw_since = _from_rollup(session, rollup, names, since, until, step, add)
     t = epoch_seconds(m.Scrape.taken_at)
     bucket = func.floor(t / step)
     cols = []
@@ -160,12 +180,7 @@ def _bucketed(session: Session, values: dict[str, Any], where: Sequence[Any],
     q = q.where(*where, m.Scrape.taken_at >= raw_since, m.Scrape.taken_at <= until)
     for r in session.execute(q.group_by(bucket)).all():
         add(r[0], r[1:])
-    keys = sorted(acc)
-    times = [datetime.fromtimestamp(float(b) * step, UTC) for b in keys]
-    return {n: Series(n, step, times,
-                      [acc[b][2 * i] / acc[b][2 * i + 1] if acc[b][2 * i + 1] else None
-                       for b in keys])
-            for i, n in enumerate(names)}
+    return _series(acc, names, step)
 
 
 def scrape_series(session: Session, host_id: int, metrics: Sequence[str], since: datetime,
@@ -181,19 +196,6 @@ def cache_id(session: Session, host_id: int, cache: str) -> int | None:
     """The id of a host's cache by name."""
     return session.scalar(select(m.SlabCache.id).where(m.SlabCache.host_id == host_id,
                                                        m.SlabCache.name == cache))
-
-
-def cache_series(session: Session, cid: int, metrics: Sequence[str], since: datetime,
-                 until: datetime, step: int) -> dict[str, Series]:
-    """One cache's metrics over time, bucketed in SQL, in one query."""
-    # The host's scrapes in the range drive the join (scrape index, then slab_sample's
-    # primary key): a cost of the range, never of the cache's whole history.
-    host_id = session.scalar(select(m.SlabCache.host_id).where(m.SlabCache.id == cid))
-    return _bucketed(session, {n: CACHE_METRICS[n] for n in metrics},
-                     [m.Scrape.host_id == host_id, m.SlabSample.cache_id == cid],
-                     (m.SlabSample, m.SlabSample.scrape_id == m.Scrape.id), since, until, step,
-                     _Rollup(m.SlabHourly.hour_at, m.SlabHourly.samples_total, ROLLUP_CACHE,
-                             [m.SlabHourly.cache_id == cid]))
 
 
 def scrape_at(session: Session, host_id: int, at: datetime | None) -> m.Scrape | None:
@@ -230,27 +232,29 @@ class CacheRow:
     growth_bytes: int | None
 
 
+def _frame(session: Session, scrape_id: int) -> dict[int, dict[str, int | None]]:
+    blob = session.scalar(select(m.SlabFrame.data).where(m.SlabFrame.scrape_id == scrape_id))
+    return {} if blob is None else slabframes.decode(blob)
+
+
 def cache_rows(session: Session, scrape_id: int, earlier_id: int | None) -> list[CacheRow]:
     """Every cache of one scrape, joined with geometry, and bytes growth since `earlier_id`."""
+    now = _frame(session, scrape_id)
+    before = {} if earlier_id is None else _frame(session, earlier_id)
+    if not now:
+        return []
     c = m.SlabCache
     rows = session.execute(
         select(c.id, c.name, c.aliases_json, c.object_size_bytes, c.slab_size_bytes,
-               c.objs_per_slab_total, c.pages_per_slab_total, c.order, c.reclaim_account,
-               m.SlabSample.slab_bytes, m.SlabSample.num_objs_total,
-               m.SlabSample.active_objs_total, m.SlabSample.num_slabs_total)
-        .join(m.SlabSample, m.SlabSample.cache_id == c.id)
-        .where(m.SlabSample.scrape_id == scrape_id)).all()
-    before: dict[int, int] = {}
-    if earlier_id is not None:
-        before = {r[0]: r[1] for r in session.execute(
-            select(m.SlabSample.cache_id, m.SlabSample.slab_bytes)
-            .where(m.SlabSample.scrape_id == earlier_id)).all()}
+               c.objs_per_slab_total, c.pages_per_slab_total, c.order, c.reclaim_account)
+        .where(c.id.in_(sorted(now)))).all()
     out = []
-    for (cid, name, aliases, osize, ssize, per, pages, order, reclaim, b, objs, active,
-         slabs) in rows:
-        prev = before.get(cid)
+    for cid, name, aliases, osize, ssize, per, pages, order, reclaim in rows:
+        v = now[cid]
+        b = v["slab_bytes"] or 0
+        prev = before.get(cid, {}).get("slab_bytes")
         out.append(CacheRow(name, list(aliases or []), osize, ssize, per, pages, order, reclaim,
-                            b, objs, active, slabs,
+                            b, v["num_objs"] or 0, v["active_objs"] or 0, v["num_slabs"] or 0,
                             None if earlier_id is None else b - (prev or 0)))
     return out
 

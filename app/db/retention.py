@@ -29,7 +29,7 @@ from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
-from app.db import partitions
+from app.db import partitions, slabframes
 from app.db.base import Base
 from app.db.modelinput import rollup_removed
 from app.db.queries import epoch_seconds
@@ -147,25 +147,25 @@ def _scrape_rows(session: Session, host: int, frm: datetime, upto: datetime
     return out
 
 
+FIVE_MINUTES = 300
+
+
 def _slab_rows(session: Session, host: int, frm: datetime, upto: datetime
-               ) -> dict[tuple[int, int], dict[str, Any]]:
-    s, ss = m.Scrape, m.SlabSample
-    h = func.floor(epoch_seconds(s.taken_at) / HOUR)
-    out = {}
-    for r in session.execute(
-            select(ss.cache_id, h, func.count(), func.sum(ss.slab_bytes),
-                   func.sum(ss.num_objs_total), func.sum(ss.active_objs_total),
-                   func.sum(ss.num_slabs_total))
-            .join(s, s.id == ss.scrape_id)
-            .where(s.host_id == host, s.taken_at >= frm, s.taken_at < upto,
-                   # the partition key: PostgreSQL reads only these days' partitions
-                   ss.taken_day >= partitions.day_of(frm),
-                   ss.taken_day <= partitions.day_of(upto - timedelta(microseconds=1)))
-            .group_by(ss.cache_id, h)).all():
-        out[(r[0], int(r[1]))] = {
-            "cache_id": r[0], "hour_at": _at(int(r[1])), "samples_total": r[2],
-            **dict(zip(_SLAB_SUMS, r[3:], strict=True))}
-    return out
+               ) -> tuple[dict[tuple[int, int], dict[str, Any]],
+                          dict[tuple[int, int], dict[str, Any]]]:
+    """Per (cache, hour) and per (cache, 5 minutes) sums of the host's slab frames in
+    [frm, upto), each frame decoded once."""
+    f = m.SlabFrame
+    frames = session.execute(select(f.taken_at, f.data).where(
+        f.host_id == host, f.taken_at >= frm, f.taken_at < upto))
+    sums = slabframes.rollup_sums(frames, (HOUR, FIVE_MINUTES))
+
+    def rows(width: int, at: str) -> dict[tuple[int, int], dict[str, Any]]:
+        return {(cid, b): {"cache_id": cid, at: datetime.fromtimestamp(b * width, UTC),
+                           "samples_total": r[0], **dict(zip(_SLAB_SUMS, r[1:], strict=True))}
+                for (cid, b), r in sums[width].items()}
+
+    return rows(HOUR, "hour_at"), rows(FIVE_MINUTES, "bucket_at")
 
 
 def _rows(session: Session, table: Table, *where: Any) -> list[dict[str, Any]]:
@@ -176,8 +176,10 @@ def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
               ) -> tuple[int, int]:
     """Recompute a host's hours [first, last]; hours in `add` fold in their final rollup."""
     frm, upto = _at(first), _at(last + 1)
-    srows, crows = _scrape_rows(session, host, frm, upto), _slab_rows(session, host, frm, upto)
+    srows = _scrape_rows(session, host, frm, upto)
+    crows, fives = _slab_rows(session, host, frm, upto)
     sh, ch = Base.metadata.tables["scrape_hourly"], Base.metadata.tables["slab_hourly"]
+    c5 = Base.metadata.tables["slab_5min"]
     host_caches = select(m.SlabCache.id).where(m.SlabCache.host_id == host)
     if add:
         hours = [_at(a) for a in sorted(add)]
@@ -195,10 +197,17 @@ def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
                                      sh.c.hour_at < upto))
     session.execute(delete(ch).where(ch.c.cache_id.in_(host_caches), ch.c.hour_at >= frm,
                                      ch.c.hour_at < upto))
+    session.execute(delete(c5).where(c5.c.cache_id.in_(host_caches), c5.c.bucket_at >= frm,
+                                     c5.c.bucket_at < upto))
+    # A final hour's raw frames are gone, and so are its 5-minute rows: late rows fold into
+    # the hourly rollup only.
+    fives = {k: r for k, r in fives.items() if k[1] * FIVE_MINUTES // HOUR not in add}
     if srows:
         session.execute(insert(sh), list(srows.values()))
     if crows:
         session.execute(insert(ch), list(crows.values()))
+    if fives:
+        session.execute(insert(c5), list(fives.values()))
     for a in add:  # late rows of a final hour are counted now, so they go now
         _delete_scrapes(session, list(session.scalars(select(m.Scrape.id).where(
             m.Scrape.host_id == host, m.Scrape.taken_at >= _at(a),
@@ -234,6 +243,8 @@ def rollup(session: Session, now: datetime, before: datetime | None = None) -> _
 
 
 def _mark_dropped(session: Session, limit: datetime) -> None:
+    # 5-minute rollups live as long as the raw frames they speed up.
+    session.execute(delete(m.SlabFiveMinutes).where(m.SlabFiveMinutes.bucket_at < limit))
     sh = m.ScrapeHourly
     session.execute(update(sh).where(sh.hour_at < limit, sh.raw_dropped.is_(False))
                     .values(raw_dropped=True))

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models as m
-from app.db import partitions
+from app.db import partitions, slabframes
 from app.db.base import Base
 from app.db.cgroups import latest_cgroups
 from app.db.frames import memory_figures
@@ -95,7 +95,7 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
     host_id = upsert_host(session, snap).id
     sid = _write_scrape(session, host_id, snap, snapshot_id)
     _write_errors(session, sid, snap)
-    _write_slab_samples(session, sid, _cache_ids(session, host_id, snap), snap)
+    _write_slab_samples(session, host_id, sid, _cache_ids(session, host_id, snap), snap)
     cg = _lookup_cgroups(session, host_id, snap)
     _write_new_cgroups(session, host_id, snap, cg)
     _write_frames(session, host_id, sid, snap, cg)
@@ -184,25 +184,26 @@ def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]
     return ids
 
 
-def _write_slab_samples(session: Session, sid: int, cache_ids: dict[str, int],
+def _write_slab_samples(session: Session, host_id: int, sid: int, cache_ids: dict[str, int],
                         snap: Snapshot) -> None:
-    day = partitions.day_of(snap.taken_at)
-    rows: dict[int, dict[str, Any]] = {}
+    """One slab frame for the scrape: every cache's counts in one blob."""
+    rows: dict[int, dict[str, int | None]] = {}
     for c in snap.caches:
         cid = cache_ids[c.name]
         row = rows.get(cid)
         if row is not None:
             # A repeated name in slabinfo (kept by the parser): sum into the one row.
-            for k, v in (("active_objs_total", c.active_objs), ("num_objs_total", c.num_objs),
-                         ("num_slabs_total", c.num_slabs), ("slab_bytes", c.bytes)):
-                row[k] += v
+            for k, v in (("active_objs", c.active_objs), ("num_objs", c.num_objs),
+                         ("num_slabs", c.num_slabs), ("slab_bytes", c.bytes)):
+                row[k] = (row[k] or 0) + v
             continue
-        rows[cid] = {
-            "scrape_id": sid, "taken_day": day, "cache_id": cid,
-            "active_objs_total": c.active_objs,
-            "num_objs_total": c.num_objs, "num_slabs_total": c.num_slabs, "slab_bytes": c.bytes,
-            "partial_slabs_total": c.partial_slabs, "cpu_slabs_total": c.cpu_slabs}
-    _insert_rows(session, m.SlabSample, list(rows.values()))
+        rows[cid] = {"active_objs": c.active_objs, "num_objs": c.num_objs,
+                     "num_slabs": c.num_slabs, "slab_bytes": c.bytes,
+                     "partial_slabs": c.partial_slabs, "cpu_slabs": c.cpu_slabs}
+    if rows:
+        session.execute(insert(_table(m.SlabFrame)).values(
+            scrape_id=sid, host_id=host_id, taken_at=snap.taken_at,
+            data=slabframes.pack(rows)))
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db import cacheseries as cs
 from app.db import cgroups as cg
 from app.db import modelinput as mi
 from app.db import models as m
@@ -107,8 +108,8 @@ def cache_series(session: Session, host_id: int, name: str, metrics: list[str],
     cid = q.cache_id(session, host_id, name)
     if cid is None:
         return None
-    width = q.choose_step(since, until, step)
-    got = q.cache_series(session, cid, metrics, since, until, width)
+    width = cs.cache_step(since, until, step)
+    got = cs.cache_series(session, cid, metrics, since, until, width)
     return {k: SeriesView(f"cache:{name}:{k}", s.step_seconds, since, until, s.times,
                           s.values) for k, s in got.items()}
 

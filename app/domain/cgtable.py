@@ -325,3 +325,86 @@ def stat_columns(stat_keys: Iterable[str], cgstat_keys: Iterable[str] = (),
     cols += [STAT + k for k in stat_keys]
     cols += [CGSTAT + k for k in cgstat_keys]
     return tuple(cols)
+
+
+class CellReader:
+    """Reads one row's cells out of table blobs without unpacking whole columns.
+
+    A chart of one row over thousands of frames of the same table shape (slab frames: every
+    cache of a host, a cache's series read back) needs a few values per frame: inflate (up
+    to the last wanted column), then pick the row's bytes out of each byte-shuffled column.
+    The header and the row ids of the previous frame are remembered, as consecutive frames
+    mostly share them. A frame is checked whole when its shape is new; after that, only
+    the part read (a truncated tail past the wanted columns goes unnoticed).
+    """
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        self._head = b""
+        self._where: tuple[int, ...] = ()  # place of each wanted column (-1: absent)
+        self._n = 0
+        self._stored = 0  # columns the blob holds
+        self._ids = b""
+        self._row: dict[int, int] = {}
+
+    def cells(self, blob: bytes, row_id: int) -> tuple[int | None, ...] | None:
+        """The wanted columns of row `row_id` (None: absent); None if the row is not there."""
+        raw = self._inflate(blob)
+        if raw is None:  # another shape than the last frame's: inflate it all and check it
+            try:
+                raw = zlib.decompress(blob)
+            except zlib.error as err:
+                raise CodecError(f"table blob is not deflate data: {err}") from err
+            if raw[:4] != _MAGIC or len(raw) < 8:
+                raise CodecError("table blob has no SCT1 header")
+            (hlen,) = struct.unpack_from("<I", raw, 4)
+            self._parse_head(raw[8:8 + hlen])
+            if len(raw) != 8 + hlen + 8 * self._n + self._stored * 9 * self._n:
+                raise CodecError("table blob length does not match its header")
+        n, pos = self._n, 8 + len(self._head)
+        ids = raw[pos:pos + 8 * n]
+        if ids != self._ids:
+            self._ids = ids
+            self._row = {i: k for k, i in enumerate(_from_le("q", ids))}
+        k = self._row.get(row_id)
+        if k is None:
+            return None
+        out: list[int | None] = []
+        base = pos + 8 * n
+        for j in self._where:
+            if j < 0:
+                out.append(None)
+                continue
+            col = base + j * 9 * n
+            if not raw[col + k]:
+                out.append(None)
+                continue
+            v = col + n + k
+            out.append(int.from_bytes(raw[v:v + 8 * n:n], "little"))
+        return tuple(out)
+
+    def _inflate(self, blob: bytes) -> bytes | None:
+        """Inflate only up to the last wanted column, when the blob has the last frame's
+        header (a third of the work saved when the wanted columns come first); None when it
+        has not, or is corrupt there (the caller then inflates and checks it all)."""
+        if not self._head:
+            return None
+        n = self._n
+        need = 8 + len(self._head) + 8 * n + (max(self._where) + 1) * 9 * n
+        try:
+            raw = zlib.decompressobj().decompress(blob, need)
+        except zlib.error:
+            return None
+        if len(raw) < need or raw[8:8 + len(self._head)] != self._head:
+            return None
+        return raw
+
+    def _parse_head(self, head: bytes) -> None:
+        try:
+            h = json.loads(head)
+            columns = [str(c) for c in h["columns"]]
+            n = int(h["rows"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise CodecError(f"table blob header is invalid: {err}") from err
+        self._head, self._n, self._stored = head, n, len(columns)
+        self._where = tuple(columns.index(c) if c in columns else -1 for c in self.columns)

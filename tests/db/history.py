@@ -1,4 +1,4 @@
-"""Days of raw history written row by row (scrapes and slab samples), for retention tests.
+"""Days of raw history written row by row (scrapes and slab frames), for retention tests.
 
 Independent of the collector and of store.write_snapshot: values follow a known formula, so
 tests can say what every hour's average must be. Partitions are made the way the writer
@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import models as m
-from app.db import partitions
+from app.db import partitions, slabframes
 
 CACHES = ("dentry", "inode_cache", "kmalloc-64", "filp", "radix_tree_node")
 
@@ -40,16 +40,16 @@ def scrape_row(host_id: int, at: datetime, k: int) -> dict[str, Any]:
 
 def write_scrape(s: Session, host_id: int, cache_ids: dict[str, int], at: datetime,
                  k: int) -> int:
-    """One scrape and its slab samples, as the writer does it (partitions first)."""
+    """One scrape and its slab frame, as the writer does it (partitions first)."""
     partitions.ensure(s, at, now=at)
     sid = int(s.execute(insert(m.Scrape).values(**scrape_row(host_id, at, k))
                         .returning(m.Scrape.id)).scalar_one())
     day = partitions.day_of(at)
-    s.execute(insert(m.SlabSample), [
-        {"scrape_id": sid, "taken_day": day, "cache_id": cid,
-         "active_objs_total": 90 * j + k, "num_objs_total": 100 * j + 3 * k,
-         "num_slabs_total": 10 * j + k, "slab_bytes": 4096 * (10 * j + k)}
-        for j, cid in enumerate(cache_ids.values())])
+    s.execute(insert(m.SlabFrame).values(
+        scrape_id=sid, host_id=host_id, taken_at=at, data=slabframes.pack({
+            cid: {"active_objs": 90 * j + k, "num_objs": 100 * j + 3 * k,
+                  "num_slabs": 10 * j + k, "slab_bytes": 4096 * (10 * j + k)}
+            for j, cid in enumerate(cache_ids.values())})))
     if k % 50 == 0:
         s.execute(insert(m.ScrapeError).values(scrape_id=sid, taken_day=day, source="test",
                                                path="/proc/test", message="seeded"))

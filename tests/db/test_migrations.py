@@ -11,11 +11,11 @@ from app.db.migrate import downgrade, upgrade
 from app.db.partitions import include_object, is_partition
 from app.db.session import make_engine
 
-TABLES = {"host", "scrape", "scrape_error", "slab_cache", "slab_sample", "cgroup",
+TABLES = {"host", "scrape", "scrape_error", "slab_cache", "slab_frame", "cgroup",
           "cgroup_frame", "cgroup_kmem_cache_sample", "memcg_cache_sample",
           "memcg_slabinfo_sample", "removed_cgroup", "host_token", "scrape_hourly",
           "slab_hourly", "ingest_counter", "host_spool_dropped", "alert_state",
-          "removed_hourly"}
+          "removed_hourly", "slab_5min"}
 
 
 def _tables(url: str) -> set[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, func, insert, inspect, select, text
+from sqlalchemy import Connection, MetaData, Table, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.db import models as m
@@ -56,9 +56,9 @@ def _seed_old_layout(conn: Connection) -> None:
         {"host_id": hid, "hour_at": DAY0, "scrapes_total": 2}])
 
 
-def _counts(conn: Connection) -> dict[str, int]:
+def _counts(conn: Connection, slabs: str = "slab_sample") -> dict[str, int]:
     return {t: int(conn.scalar(text(f"SELECT count(*) FROM {t}")) or 0)
-            for t in ("scrape", "slab_sample", "scrape_error")}
+            for t in ("scrape", slabs, "scrape_error")}
 
 
 def _relkinds(conn: Connection) -> dict[str, str]:
@@ -80,12 +80,13 @@ def test_upgrade_with_data_and_downgrade(db_url: str) -> None:
         with engine.begin() as conn:
             pg = conn.dialect.name == "postgresql"
             assert _counts(conn) == old
-            # every child row carries its scrape's UTC day
-            pairs = conn.execute(select(m.SlabSample.taken_day, m.Scrape.taken_at).join(
-                m.Scrape, m.Scrape.id == m.SlabSample.scrape_id)).all()
+            # every child row carries its scrape's UTC day (slab_sample as of 0005-0007)
+            slab = Table("slab_sample", MetaData(), autoload_with=conn)
+            pairs = conn.execute(select(slab.c.taken_day, m.Scrape.taken_at).join(
+                m.Scrape, m.Scrape.id == slab.c.scrape_id)).all()
             assert len(pairs) == SCRAPES * 5
             assert all(d == partitions.day_of(at) for d, at in pairs)
-            assert set(conn.scalars(select(m.SlabSample.taken_day).distinct())) == {
+            assert set(conn.scalars(select(slab.c.taken_day).distinct())) == {
                 partitions.day_of(DAY0) + d for d in range(4)}
             assert dict(conn.execute(select(m.ScrapeHourly.hour_at, m.ScrapeHourly.raw_dropped)
                                      ).all()) == {DAY0 - timedelta(hours=5): True,
@@ -101,6 +102,8 @@ def test_upgrade_with_data_and_downgrade(db_url: str) -> None:
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c"
                     " ON c.oid = i.inhrelid WHERE c.relkind = 'r'")))
                 for t in partitions.TABLES:
+                    if t.table == "slab_frame":  # 0008
+                        continue
                     assert partitions.partition_name(t.table, None) in names
                     for d in range(4):
                         assert partitions.partition_name(
@@ -126,8 +129,10 @@ def test_upgrade_with_data_and_downgrade(db_url: str) -> None:
             assert nxt == 16
         upgrade(db_url)
         with engine.begin() as conn:
-            assert _counts(conn) == {"scrape": SCRAPES, "slab_sample": (SCRAPES - 1) * 5,
-                                     "scrape_error": 15}
+            # 0008: one slab frame per scrape that had slab samples
+            assert _counts(conn, "slab_frame") == {"scrape": SCRAPES,
+                                                   "slab_frame": SCRAPES - 1,
+                                                   "scrape_error": 15}
     finally:
         engine.dispose()
 
@@ -181,22 +186,23 @@ def test_writer_makes_days_and_default_takes_the_rest(postgres_url: str,
 
 def test_schema_filter_hides_only_what_partitioning_changes() -> None:
     pg, lite = partitions.include_object("postgresql"), partitions.include_object("sqlite")
-    fk = next(iter(m.SlabSample.__table__.foreign_keys)).constraint
-    to_scrape = next(f.constraint for f in m.SlabSample.__table__.foreign_keys
+    fk = next(f.constraint for f in m.SlabFrame.__table__.foreign_keys
+              if f.column.table.name == "host")
+    to_scrape = next(f.constraint for f in m.SlabFrame.__table__.foreign_keys
                      if f.column.table.name == "scrape")
-    assert not pg(None, "slab_sample_p20261130", "table", True, None)
+    assert not pg(None, "slab_frame_p20261130", "table", True, None)
     assert not pg(None, "scrape_default", "table", True, None)
-    assert pg(None, "slab_sample", "table", True, None)
+    assert pg(None, "slab_frame", "table", True, None)
     assert pg(None, "host_default_x", "table", True, None)
     assert not pg(to_scrape, to_scrape.name, "foreign_key_constraint", False, None)
     assert pg(fk, fk.name, "foreign_key_constraint", False, None) == (fk is not to_scrape)
-    assert lite(None, "slab_sample_p20261130", "table", True, None)
+    assert lite(None, "slab_frame_p20261130", "table", True, None)
     assert lite(to_scrape, to_scrape.name, "foreign_key_constraint", False, None)
 
 
 def test_drop_refuses_names_that_are_not_partitions() -> None:
     with pytest.raises(ValueError, match="not a partition"):
-        partitions.drop(None, ["slab_sample"])  # type: ignore[arg-type]
+        partitions.drop(None, ["slab_frame"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="naive"):
         partitions.day_of(datetime(2026, 1, 1))
     assert partitions.partition_name("scrape", 20787) == "scrape_p20261130"

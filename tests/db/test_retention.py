@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import cacheseries as cs
 from app.db import models as m
 from app.db import partitions, retention
 from app.db import queries as q
@@ -53,7 +54,7 @@ def _series(s: Session, hosts: dict[str, int]) -> dict[str, Any]:
         for k, v in q.scrape_series(s, hid, SCRAPE_METRICS, START, NOW, 3600).items():
             out[f"{name}/{k}"] = (v.times, v.values)
         for cache, cid in cache_ids(s, hid).items():
-            for k, v in q.cache_series(s, cid, CACHE_METRICS, START, NOW, 3600).items():
+            for k, v in cs.cache_series(s, cid, CACHE_METRICS, START, NOW, 3600).items():
                 out[f"{name}/{cache}/{k}"] = (v.times, v.values)
     return out
 
@@ -66,8 +67,11 @@ def _assert_same(after: dict[str, Any], before: dict[str, Any]) -> None:
 
 
 def _per_day(s: Session) -> dict[int, int]:
-    return dict(s.execute(select(m.SlabSample.taken_day, func.count())
-                          .group_by(m.SlabSample.taken_day)).all())
+    """Slab frames per UTC day."""
+    out: dict[int, int] = {}
+    for at in s.scalars(select(m.SlabFrame.taken_at)):
+        out[partitions.day_of(at)] = out.get(partitions.day_of(at), 0) + 1
+    return out
 
 
 def _partitions(s: Session) -> set[str]:
@@ -103,7 +107,7 @@ def test_retention_keeps_the_series_identical(sessions: sessionmaker[Session],
                     for t in partitions.TABLES for d in (d20, d20 + 1)}
             assert set(r.partitions_dropped) == gone
             assert _partitions(s) == parts_before - gone
-            assert {partitions.partition_name("slab_sample", d) for d in range(d22, d22 + 6)
+            assert {partitions.partition_name("slab_frame", d) for d in range(d22, d22 + 6)
                     } <= _partitions(s)
         else:
             assert r.partitions_dropped == ()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import frames, store, views
+from app.db import frames, slabframes, store, views
 from app.db import models as m
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
@@ -78,12 +78,16 @@ def test_host_capture_rows(sessions: sessionmaker[Session]) -> None:
         other = s.get_one(m.Scrape, lean)
         assert (other.meminfo_json, other.vmstat_json) == (None, None)
         assert other.slab_bytes == snap.meminfo["Slab"]  # the columns every tick
-        assert s.scalar(select(func.count()).select_from(m.SlabSample)) == 2 * 235
-        dentry = s.execute(select(m.SlabSample.num_objs_total, m.SlabSample.slab_bytes)
-                           .join(m.SlabCache).where(m.SlabCache.name == "dentry",
-                                                    m.SlabSample.scrape_id == sid)).one()
-        c = next(c for c in snap.caches if c.name == "dentry")
-        assert tuple(dentry) == (c.num_objs, c.bytes)
+        assert s.scalar(select(func.count()).select_from(m.SlabFrame)) == 2  # one a scrape
+        frame = slabframes.decode(s.scalars(select(m.SlabFrame.data)
+                                            .where(m.SlabFrame.scrape_id == sid)).one())
+        assert len(frame) == 235
+        names = dict(s.execute(select(m.SlabCache.name, m.SlabCache.id)).all())
+        for c in snap.caches:
+            assert frame[names[c.name]] == {
+                "active_objs": c.active_objs, "num_objs": c.num_objs,
+                "num_slabs": c.num_slabs, "slab_bytes": c.bytes,
+                "partial_slabs": c.partial_slabs, "cpu_slabs": c.cpu_slabs}
         host = s.scalars(select(m.Host)).one()
         assert (host.name, host.era, host.last_seen_at) == ("vm", "objcg-kmem",
                                                            T0 + timedelta(seconds=15))
@@ -95,8 +99,9 @@ def test_repeated_cache_names_are_summed_not_lost(sessions: sessionmaker[Session
     with sessions.begin() as s:
         store.write_snapshot(s, snap)
     with sessions() as s:
-        q = select(m.SlabCache.name, m.SlabSample.num_objs_total).join(m.SlabSample)
-        rows = {r[0]: r[1] for r in s.execute(q).all()}
+        names = {i: n for n, i in s.execute(select(m.SlabCache.name, m.SlabCache.id)).all()}
+        frame = slabframes.decode(s.scalars(select(m.SlabFrame.data)).one())
+        rows = {names[cid]: v["num_objs"] for cid, v in frame.items()}
     assert rows == {"dentry": 840, "kmalloc-64": 128 + 64}
 
 
