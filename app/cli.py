@@ -257,7 +257,7 @@ def hosts_add(
     from datetime import UTC, datetime
 
     from app.api.routes.ingest import token_hash
-    from app.db import store
+    from app.db import fleetstate
     from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
     if not name or len(name) > 255 or any(c in name for c in "\n\r\t/"):
@@ -273,11 +273,11 @@ def hosts_add(
         raise typer.Exit(2)
     engine = make_engine(s.database_url)
     with make_session_factory(engine).begin() as session:
-        if store.host_for_token(session, token_hash(token)) == name:
+        if fleetstate.host_for_token(session, token_hash(token)) == name:
             engine.dispose()
             typer.echo(f"token already registered for {name}", err=True)
             return  # idempotent: the compose migrate service runs this at every start
-        store.add_token(session, name, token_hash(token), datetime.now(UTC))
+        fleetstate.add_token(session, name, token_hash(token), datetime.now(UTC))
     engine.dispose()
     if token_file:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -295,12 +295,12 @@ def hosts_revoke(name: Annotated[str, typer.Argument()],
     """Revoke every token of a host: its pushes are refused from now on."""
     from datetime import UTC, datetime
 
-    from app.db import store
+    from app.db import fleetstate
     from app.db.session import make_engine, make_session_factory
     s = _settings(database_url=database)
     engine = make_engine(s.database_url)
     with make_session_factory(engine).begin() as session:
-        n = store.revoke_tokens(session, name, datetime.now(UTC))
+        n = fleetstate.revoke_tokens(session, name, datetime.now(UTC))
     engine.dispose()
     typer.echo(f"revoked {n} token(s) of {name}")
     if n == 0:
@@ -310,12 +310,12 @@ def hosts_revoke(name: Annotated[str, typer.Argument()],
 @hosts_cli.command("list")
 def hosts_list(database: Annotated[str | None, typer.Option()] = None) -> None:
     """List hosts with tokens (never the tokens themselves)."""
-    from app.db import store
+    from app.db import fleetstate
     from app.db.session import make_engine, make_session_factory
     s = _settings(database_url=database)
     engine = make_engine(s.database_url)
     with make_session_factory(engine)() as session:
-        for t in store.tokens(session):
+        for t in fleetstate.tokens(session):
             state = f"revoked {t.revoked_at.isoformat()}" if t.revoked_at else "live"
             typer.echo(f"{t.host_name:<40} {t.created_at.isoformat()}  {state}  "
                        f"sha256 {t.token_sha256[:12]}...")

@@ -43,3 +43,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc(value: Any) -> datetime:
+    """A tz-aware UTC datetime from what a driver returned for a timestamp.
+
+    A UNION (and an aggregate such as max()) drops the column type on SQLite: the timestamp
+    comes back as naive text.
+    """
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

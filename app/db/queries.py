@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.db import counts, slabframes
 from app.db import models as m
-from app.db import slabframes
+from app.db.base import utc
 
 MAX_POINTS = 2000
 
@@ -273,7 +274,7 @@ def removed(session: Session, host_id: int, since: datetime | None, until: datet
         cond.append(m.RemovedCgroup.removed_at >= since)
     if until is not None:
         cond.append(m.RemovedCgroup.removed_at <= until)
-    total = removed_count(session, host_id, since, until)
+    total = counts.removed_count(session, host_id, since, until)
     rows = list(session.scalars(select(m.RemovedCgroup).where(*cond)
                                 .order_by(m.RemovedCgroup.removed_at.desc(),
                                           m.RemovedCgroup.id.desc())
@@ -304,14 +305,8 @@ def _dying_at_or_after(host_ids: Sequence[int], when: dict[int, datetime],
              .order_by(m.Scrape.taken_at).limit(1).subquery().select()
              for hid in host_ids]
     stmt = parts[0] if len(parts) == 1 else union_all(*parts)
-    return {int(r[0]): (r[1] if isinstance(r[1], datetime) else _utc(r[1]), int(r[2] or 0))
+    return {int(r[0]): (r[1] if isinstance(r[1], datetime) else utc(r[1]), int(r[2] or 0))
             for r in session.execute(stmt).all()}
-
-
-def _utc(value: Any) -> datetime:
-    # A UNION drops the column type on SQLite: the timestamp comes back as text.
-    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def fleet(session: Session, limit: int, offset: int,
@@ -335,7 +330,7 @@ def fleet(session: Session, limit: int, offset: int,
                              session)
     d7 = _dying_at_or_after(ids, {h: t - timedelta(days=7) for h, t in last.items()}, session)
     spark = sparklines(session, last, spark_buckets)
-    removed_counts = removed_totals(session, ids)
+    removed_counts = counts.removed_totals(session, ids)
     return [HostRow(h, s, d24.get(hid), d7.get(hid), spark[hid],
                     int(removed_counts.get(hid, 0)))
             for hid, (h, s) in seen.items()], total
@@ -370,7 +365,7 @@ def fleet_one(session: Session, host_id: int) -> HostRow:
     last = host.last_seen_at
     d24 = _dying_at_or_after([host_id], {host_id: last - timedelta(hours=24)}, session)
     d7 = _dying_at_or_after([host_id], {host_id: last - timedelta(days=7)}, session)
-    removed_total = removed_totals(session, [host_id]).get(host_id, 0)
+    removed_total = counts.removed_totals(session, [host_id]).get(host_id, 0)
     return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [], removed_total)
 
 
@@ -380,78 +375,3 @@ def sources_seen(session: Session, scrape_id: int) -> list[tuple[str, str, str]]
         select(m.ScrapeError).where(m.ScrapeError.scrape_id == scrape_id)
         .order_by(m.ScrapeError.id)).all()]
 
-
-def removed_totals(session: Session, host_ids: Sequence[int]) -> dict[int, int]:
-    """Removed cgroups per host, in all: hourly rollups plus the raw rows after them.
-
-    A host that removes 100 cgroups a minute has 4 million rows after a month; counting them
-    would make the fleet page's cost grow with the history.
-    """
-    if not host_ids:
-        return {}
-    rh, r = m.RemovedHourly, m.RemovedCgroup
-    out: dict[int, int] = {}
-    upto: dict[int, datetime] = {}
-    for hid, total, last in session.execute(
-            select(rh.host_id, func.sum(rh.removed_total), func.max(rh.hour_at))
-            .where(rh.host_id.in_(host_ids)).group_by(rh.host_id)).all():
-        out[int(hid)] = int(total or 0)
-        upto[int(hid)] = _utc(last) + timedelta(hours=1)
-    for hid in host_ids:
-        q = select(func.count(r.id)).where(r.host_id == hid)
-        if hid in upto:
-            q = q.where(r.removed_at >= upto[hid])
-        out[hid] = out.get(hid, 0) + int(session.scalar(q) or 0)
-    return out
-
-
-def scrape_total(session: Session, host_id: int) -> int:
-    """Raw scrapes stored for a host: rolled-up hours' counts plus the raw rows after them."""
-    sh, s = m.ScrapeHourly, m.Scrape
-    total, last = session.execute(
-        select(func.sum(sh.scrapes_total), func.max(sh.hour_at))
-        .where(sh.host_id == host_id, sh.raw_dropped.is_(False))).one()
-    q = select(func.count(s.id)).where(s.host_id == host_id)
-    if last is not None:
-        q = q.where(s.taken_at >= _utc(last) + timedelta(hours=1))
-    return int(total or 0) + int(session.scalar(q) or 0)
-
-
-def removed_count(session: Session, host_id: int, since: datetime | None,
-                  until: datetime | None) -> int:
-    """Removals of a host in [since, until]: whole rolled-up hours from removed_hourly, the
-    edges and the hours not rolled up yet from raw rows (exact either way)."""
-    rh, r = m.RemovedHourly, m.RemovedCgroup
-
-    def raw(lo: datetime | None, hi: datetime | None, hi_inclusive: bool) -> int:
-        q = select(func.count(r.id)).where(r.host_id == host_id)
-        if lo is not None:
-            q = q.where(r.removed_at >= lo)
-        if hi is not None:
-            q = q.where(r.removed_at <= hi if hi_inclusive else r.removed_at < hi)
-        return int(session.scalar(q) or 0)
-
-    last = session.scalar(select(func.max(rh.hour_at)).where(rh.host_id == host_id))
-    if last is None:
-        return raw(since, until, True)
-    rolled_end = _utc(last) + timedelta(hours=1)  # rollups cover every hour before this
-    lo = None if since is None else _ceil_hour(since)
-    hi = rolled_end if until is None else min(rolled_end, _floor_hour(until))
-    if lo is not None and lo >= hi:
-        return raw(since, until, True)
-    q = select(func.sum(rh.removed_total)).where(rh.host_id == host_id, rh.hour_at < hi)
-    if lo is not None:
-        q = q.where(rh.hour_at >= lo)
-    total = int(session.scalar(q) or 0)
-    if lo is not None and since is not None and since < lo:
-        total += raw(since, lo, False)
-    return total + raw(hi, until, True)
-
-
-def _floor_hour(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil_hour(at: datetime) -> datetime:
-    f = _floor_hour(at)
-    return f if f == at else f + timedelta(hours=1)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.db import cacheseries as cs
 from app.db import cgroups as cg
+from app.db import counts
 from app.db import modelinput as mi
 from app.db import models as m
 from app.db import queries as q
@@ -76,7 +77,7 @@ def host_detail(session: Session, name: str, *, now: datetime,
     for src in ("slabinfo", "slub-sysfs", "proc-cgroups", "cgroup", "meminfo", "vmstat"):
         if src not in failed and latest is not None:
             sources.append(SourceStatus(src, True, "read in the latest scrape"))
-    count = q.scrape_total(session, host.id)
+    count = counts.scrape_total(session, host.id)
     return HostDetail(summary, host.machine_id, host.boot_id, host.numa_nodes_total,
                       host.page_size_bytes, host.first_seen_at,
                       latest.memcg_method if latest else None, count, sources)

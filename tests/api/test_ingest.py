@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from app.api.routes.ingest import gzip_body, token_hash
 from app.collector.scrape import Collector, CollectorOptions
 from app.config import Settings
+from app.db import fleetstate
 from app.db import models as m
-from app.db import store
 from app.db.migrate import upgrade
 from app.domain.snapshot_json import snapshot_to_dict
 from app.main import create_app
@@ -38,9 +38,9 @@ def client(db_url: str) -> Iterator[TestClient]:
     with TestClient(app) as c:
         with app.state.sessions.begin() as s:
             now = datetime.now(UTC)
-            store.add_token(s, "vm-a", token_hash("token-a"), now)
-            store.add_token(s, "vm-b", token_hash("token-b"), now)
-            store.add_token(s, "vm-b", token_hash("old-b"), now)
+            fleetstate.add_token(s, "vm-a", token_hash("token-a"), now)
+            fleetstate.add_token(s, "vm-b", token_hash("token-b"), now)
+            fleetstate.add_token(s, "vm-b", token_hash("old-b"), now)
         yield c
 
 
@@ -72,7 +72,7 @@ def test_wrong_revoked_or_foreign_token_writes_nothing(client: TestClient) -> No
     r = push(client, "token-b", body)  # a valid token, another host
     assert r.status_code == 403 and "writes only host 'vm-b'" in r.json()["detail"]
     with client.app.state.sessions.begin() as s:  # type: ignore[attr-defined]
-        assert store.revoke_tokens(s, "vm-b", datetime.now(UTC)) == 2
+        assert fleetstate.revoke_tokens(s, "vm-b", datetime.now(UTC)) == 2
     assert push(client, "token-b", gzip_body("bbbbbbbbbbbbbbbb", snapshot("vm-b"))
                 ).status_code == 403
     r = client.post("/api/v1/ingest", content=body, headers={"Content-Encoding": "gzip"})

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from app.api.routes.ingest import token_hash
 from app.cli import cli
 from app.config import Settings
+from app.db import fleetstate
 from app.db import models as m
-from app.db import store
 from app.db.migrate import upgrade
 from app.main import create_app
 from tests.api.fleet import Receiver, body, ingest_counts, spool_dropped
@@ -63,7 +63,7 @@ def test_alert_fires_once_clears_and_fires_again(db_url: str, receiver: Receiver
     upgrade(db_url)
     with _app(db_url, alert_dying_max=100, alert_webhook_url=receiver.url) as c:
         with c.app.state.sessions.begin() as s:  # type: ignore[attr-defined]
-            store.add_token(s, "vm-a", token_hash("token-a"), T0)
+            fleetstate.add_token(s, "vm-a", token_hash("token-a"), T0)
         dying = [50, 118, 120, 125, 40, 130, 131]  # fires, clears (40), fires again
         for i, d in enumerate(dying):
             assert _push(c, "token-a", body(f"snap-{i:08d}", "vm-a", d,
@@ -86,7 +86,7 @@ def test_alert_the_webhook_refused_is_posted_again_once(db_url: str) -> None:
         with _app(db_url, alert_dying_max=100, alert_webhook_url=receiver.url,
                   alert_webhook_retry_seconds=0.2) as c:
             with c.app.state.sessions.begin() as s:  # type: ignore[attr-defined]
-                store.add_token(s, "vm-a", token_hash("token-a"), T0)
+                fleetstate.add_token(s, "vm-a", token_hash("token-a"), T0)
             sent = 0
 
             def push_one() -> int:
@@ -113,7 +113,7 @@ def test_two_apps_on_one_database_count_as_one(db_url: str) -> None:
     upgrade(db_url)
     with _app(db_url) as one, _app(db_url) as two:
         with one.app.state.sessions.begin() as s:  # type: ignore[attr-defined]
-            store.add_token(s, "vm-a", token_hash("token-a"), T0)
+            fleetstate.add_token(s, "vm-a", token_hash("token-a"), T0)
         data = body("snap-00000001", "vm-a", 10, T0)
         assert _push(one, "token-a", data, dropped=3) == 200
         assert _push(two, "token-a", data, dropped=5) == 200  # a retry: duplicate
@@ -134,7 +134,7 @@ def test_concurrent_first_pushes_of_a_host_are_all_stored(db_url: str) -> None:
     with _app(db_url) as c:
         with c.app.state.sessions.begin() as s:  # type: ignore[attr-defined]
             for h in range(6):
-                store.add_token(s, f"vm-{h}", token_hash(f"token-{h}"), T0)
+                fleetstate.add_token(s, f"vm-{h}", token_hash(f"token-{h}"), T0)
         # Each new host gets several snapshots at once: they race to create its row.
         todo = [(h, i) for h in range(6) for i in range(4)]
         with ThreadPoolExecutor(max_workers=12) as pool:
@@ -144,7 +144,7 @@ def test_concurrent_first_pushes_of_a_host_are_all_stored(db_url: str) -> None:
                          "Content-Encoding": "gzip"}).json()["status"], todo))
         assert got == ["stored"] * len(todo)
         with c.app.state.sessions() as s:  # type: ignore[attr-defined]
-            assert store.count_scrapes(s) == len(todo)
+            assert fleetstate.count_scrapes(s) == len(todo)
         assert ingest_counts(c.get("/metrics").text) == {"stored": len(todo)}
 
 

@@ -27,8 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app.api.routes.ingest import token_hash
+from app.db import fleetstate
 from app.db import models as m
-from app.db import store
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 from tests.api.fleet import Receiver, body, fetch, ingest_counts, push, spool_dropped
@@ -129,7 +129,7 @@ def servers(request: pytest.FixtureRequest, db_url: str, receiver: Receiver,
     engine = make_engine(db_url)
     with make_session_factory(engine).begin() as s:
         for host, token in HOSTS.items():
-            store.add_token(s, host, token_hash(token), datetime.now(UTC))
+            fleetstate.add_token(s, host, token_hash(token), datetime.now(UTC))
     engine.dispose()
     env = dict(os.environ, SLABSCOPE_ALERT_DYING_MAX="100",
                SLABSCOPE_ALERT_WASTED_BYTES_MAX="1000000",

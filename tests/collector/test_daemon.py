@@ -14,8 +14,8 @@ from sqlalchemy import select
 from app.collector.daemon import Daemon
 from app.collector.dbsink import DatabaseSink
 from app.collector.scrape import Collector, CollectorOptions
+from app.db import fleetstate
 from app.db import models as m
-from app.db import store
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 from tests.collector.sinks import FailingSink, FakeStore
@@ -35,7 +35,7 @@ def test_ticks_are_stored(db_url: str) -> None:
     stats = d.run()
     assert (stats.ticks, stats.stored, stats.dropped) == (3, 3, 0)
     with make_session_factory(engine)() as s:
-        assert store.count_scrapes(s, "k8s-node-515") == 3
+        assert fleetstate.count_scrapes(s, "k8s-node-515") == 3
         dying = s.scalars(select(m.Scrape.memcg_dying_total)).all()
     assert dying == [37, 37, 37]
     engine.dispose()
@@ -77,7 +77,7 @@ def _scrapes(url: str) -> int:
     engine = make_engine(url)
     try:
         with make_session_factory(engine)() as s:
-            return store.count_scrapes(s)
+            return fleetstate.count_scrapes(s)
     except Exception:
         return 0
     finally:

@@ -24,8 +24,8 @@ from app.api.routes.ingest import gzip_body, token_hash
 from app.cli import cli
 from app.collector.push import Pusher, Spool
 from app.config import Settings
+from app.db import fleetstate
 from app.db import models as m
-from app.db import store
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
@@ -73,7 +73,7 @@ def server(sqlite_url: str) -> Iterator[Server]:
     upgrade(sqlite_url)
     engine = make_engine(sqlite_url)
     with make_session_factory(engine).begin() as s:
-        store.add_token(s, "vm-a", token_hash("token-a"), datetime.now(UTC))
+        fleetstate.add_token(s, "vm-a", token_hash("token-a"), datetime.now(UTC))
     engine.dispose()
     srv = Server(sqlite_url, free_port())
     srv.start()
@@ -175,7 +175,7 @@ def test_alerts_metrics_and_webhook(sqlite_url: str, tmp_path: Path) -> None:
     upgrade(sqlite_url)
     engine = make_engine(sqlite_url)
     with make_session_factory(engine).begin() as s:
-        store.add_token(s, "vm-a", token_hash("token-a"), datetime.now(UTC))
+        fleetstate.add_token(s, "vm-a", token_hash("token-a"), datetime.now(UTC))
     engine.dispose()
     srv = Server(sqlite_url, free_port(), alert_dying_max=100,
                  alert_webhook_url=f"http://127.0.0.1:{hook.server_port}/hook")

@@ -11,8 +11,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db import counts as q
 from app.db import models as m
-from app.db import queries as q
 from app.db.maintenance import Maintenance
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory

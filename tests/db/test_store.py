@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import frames, slabframes, store, views
+from app.db import fleetstate, frames, slabframes, store, views
 from app.db import models as m
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
@@ -114,8 +114,8 @@ def test_snapshot_id_is_idempotent(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as s:  # another id is another scrape
         store.write_snapshot(s, replace(snap, new_cgroups=()), snapshot_id="abd")
     with sessions() as s:
-        assert store.count_scrapes(s) == 2
-        assert store.count_scrapes(s, "vm") == 2
+        assert fleetstate.count_scrapes(s) == 2
+        assert fleetstate.count_scrapes(s, "vm") == 2
         assert s.scalar(select(func.count()).select_from(m.Cgroup)) == 1
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from app.db import store, views
+from app.db import fleetstate, views
 from app.deps import SessionDep, SettingsDep, rules_of
 from app.domain.alerts import Alert, evaluate
 
@@ -96,10 +96,10 @@ def metrics(session: SessionDep, settings: SettingsDep) -> PlainTextResponse:
     # Counted in the database by whichever server process answered (app/db/store.py).
     family("slabscope_ingest_requests_total", "counter",
            "Ingest requests by outcome (stored, duplicate, forbidden, invalid, ...).",
-           [({"outcome": k}, float(v)) for k, v in store.ingest_counts(session).items()])
+           [({"outcome": k}, float(v)) for k, v in fleetstate.ingest_counts(session).items()])
     family("slabscope_collector_spool_dropped_total", "counter",
            "Snapshots a host's collector dropped from its full spool.",
-           [({"host": k}, float(v)) for k, v in store.spool_dropped(session).items()])
+           [({"host": k}, float(v)) for k, v in fleetstate.spool_dropped(session).items()])
     fired = evaluate(hosts, rules_of(settings))
     family("slabscope_alerts_firing", "gauge", "Alerts firing, by rule.",
            [({"rule": r}, float(sum(1 for a in fired if a.rule == r)))

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.routes.alerts import post_webhook
-from app.db import store, views
+from app.db import fleetstate, store, views
 from app.deps import rules_of
 from app.domain.alerts import evaluate
 from app.domain.samples import Snapshot
@@ -115,9 +115,9 @@ def _count(sessions: sessionmaker[Session], outcome: str, host: str | None = Non
     """Count a request (and a host's spool drops) in a short transaction of its own."""
     try:
         with sessions.begin() as s:
-            store.count_ingest(s, outcome)
+            fleetstate.count_ingest(s, outcome)
             if host is not None and dropped is not None:
-                store.record_spool_dropped(s, host, dropped)
+                fleetstate.record_spool_dropped(s, host, dropped)
     except SQLAlchemyError as err:
         # A database that is down counts nothing; the answer stays what it would have been.
         log.warning("ingest %s not counted: %s", outcome, str(err).splitlines()[0])
@@ -137,7 +137,7 @@ def _store(request: Request, token: str, body: Any) -> tuple[dict[str, Any], str
                                       f"{type(err).__name__}: {err}") from err
     sessions = request.app.state.sessions
     with sessions.begin() as s:
-        host = store.host_for_token(s, token_hash(token))
+        host = fleetstate.host_for_token(s, token_hash(token))
     if host is None:
         raise Refused("forbidden", 403, "unknown or revoked token")
     if snap.host.hostname != host:
@@ -167,8 +167,8 @@ def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str,
             with sessions.begin() as s:
                 scrape_id = store.write_snapshot(s, snap, snapshot_id=sid)
                 if dropped is not None:
-                    store.record_spool_dropped(s, snap.host.hostname, dropped)
-                store.count_ingest(s, "stored")  # last: the hot row is locked until commit
+                    fleetstate.record_spool_dropped(s, snap.host.hostname, dropped)
+                fleetstate.count_ingest(s, "stored")  # last: the hot row is locked until commit
                 return scrape_id
         except store.SnapshotConflict:
             return None
@@ -178,7 +178,7 @@ def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str,
             # cache, a cgroup): then writing again finds it. Never answer "duplicate" for a
             # snapshot that is not stored: the collector would drop it.
             with sessions() as s:
-                if store.has_snapshot(s, snap.host.hostname, sid):
+                if fleetstate.has_snapshot(s, snap.host.hostname, sid):
                     return None
             tries -= 1
             if tries == 0:
@@ -201,7 +201,7 @@ def _alert_on_change(request: Request, host: str) -> None:
             return
         fired = evaluate([summary], rules_of(settings))
         with sessions.begin() as s:
-            won = store.claim_alerts(s, host, {a.rule for a in fired}, now, timedelta(
+            won = fleetstate.claim_alerts(s, host, {a.rule for a in fired}, now, timedelta(
                 seconds=settings.alert_webhook_retry_seconds))
     except SQLAlchemyError as err:
         # The snapshot is stored: a failed evaluation must not make the collector resend it.
@@ -217,7 +217,7 @@ def _notified(sessions: sessionmaker[Session], host: str, rules: set[str],
               claimed_at: datetime) -> None:
     try:
         with sessions.begin() as s:
-            store.mark_notified(s, host, rules, claimed_at, views.utcnow())
+            fleetstate.mark_notified(s, host, rules, claimed_at, views.utcnow())
     except SQLAlchemyError as err:
         log.warning("alerts of %s posted, not marked: %s", host, str(err).splitlines()[0])
 

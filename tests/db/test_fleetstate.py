@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import fleetstate
 from app.db import models as m
-from app.db import store
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 
@@ -33,15 +33,15 @@ def test_counters_add_up_and_spool_drops_keep_the_largest(db_url: str) -> None:
     sessions = make_session_factory(engine)
     for outcome in ("stored", "stored", "forbidden", "stored"):
         with sessions.begin() as s:
-            store.count_ingest(s, outcome)
+            fleetstate.count_ingest(s, outcome)
     with sessions.begin() as s:
-        store.count_ingest(s, "duplicate", 5)
+        fleetstate.count_ingest(s, "duplicate", 5)
     for host, total in (("vm-a", 3), ("vm-a", 7), ("vm-a", 2), ("vm-b", 0)):
         with sessions.begin() as s:
-            store.record_spool_dropped(s, host, total)
+            fleetstate.record_spool_dropped(s, host, total)
     with sessions() as s:
-        assert store.ingest_counts(s) == {"duplicate": 5, "forbidden": 1, "stored": 3}
-        assert store.spool_dropped(s) == {"vm-a": 7, "vm-b": 0}
+        assert fleetstate.ingest_counts(s) == {"duplicate": 5, "forbidden": 1, "stored": 3}
+        assert fleetstate.spool_dropped(s) == {"vm-a": 7, "vm-b": 0}
     engine.dispose()
 
 
@@ -52,7 +52,7 @@ def test_claims_fire_once_clear_and_fire_again(db_url: str) -> None:
 
     def claim(rules: set[str], at: datetime) -> set[str]:
         with sessions.begin() as s:
-            return store.claim_alerts(s, "vm-a", rules, at, RETRY)
+            return fleetstate.claim_alerts(s, "vm-a", rules, at, RETRY)
 
     assert claim({"dying_memcgs", "wasted_memory"}, T0) == {"dying_memcgs", "wasted_memory"}
     assert claim({"dying_memcgs", "wasted_memory"}, T0 + timedelta(minutes=1)) == set()
@@ -60,8 +60,9 @@ def test_claims_fire_once_clear_and_fire_again(db_url: str) -> None:
     assert claim({"dying_memcgs", "wasted_memory"}, T0 + timedelta(minutes=3)) == {
         "wasted_memory"}
     with sessions.begin() as s:
-        assert store.mark_notified(s, "vm-a", {"dying_memcgs"}, T0, T0 + timedelta(seconds=1)) == 1
-        assert store.claim_alerts(s, "vm-b", {"dying_memcgs"}, T0, RETRY) == {"dying_memcgs"}
+        assert fleetstate.mark_notified(s, "vm-a", {"dying_memcgs"}, T0,
+                                        T0 + timedelta(seconds=1)) == 1
+        assert fleetstate.claim_alerts(s, "vm-b", {"dying_memcgs"}, T0, RETRY) == {"dying_memcgs"}
     t3 = T0 + timedelta(minutes=3)
     assert rows(sessions) == [("vm-a", "dying_memcgs", T0, T0, T0 + timedelta(seconds=1)),
                               ("vm-a", "wasted_memory", t3, t3, None),
@@ -87,7 +88,7 @@ def test_concurrent_claims_have_one_winner(db_url: str, late: bool) -> None:
     at = T0
     if late:  # claimed long ago and never taken by the webhook: the UPDATE path decides
         with sessions.begin() as s:
-            assert store.claim_alerts(s, "vm-a", rules, T0, RETRY) == rules
+            assert fleetstate.claim_alerts(s, "vm-a", rules, T0, RETRY) == rules
         at = T0 + 2 * RETRY
     threads = 8
     start = threading.Barrier(threads)
@@ -97,7 +98,7 @@ def test_concurrent_claims_have_one_winner(db_url: str, late: bool) -> None:
     def claim() -> None:
         start.wait(timeout=10)
         with sessions.begin() as s:
-            got = store.claim_alerts(s, "vm-a", rules, at, RETRY)
+            got = fleetstate.claim_alerts(s, "vm-a", rules, at, RETRY)
         with lock:
             won.append(got)
 
