@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from pydantic import AfterValidator
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.domain.alerts import AlertRules
+from app.domain.timerange import as_utc
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -33,3 +36,12 @@ def rules_of(s: Settings) -> AlertRules:
     """The alert rules of the settings."""
     return AlertRules(s.alert_dying_max, s.alert_growth_per_day_max, s.alert_days_to_limit_min,
                       s.alert_wasted_bytes_max)
+
+
+def _utc_or_none(t: datetime | None) -> datetime | None:
+    return None if t is None else as_utc(t)
+
+
+# A time in a query string: ISO 8601, naive means UTC (as the README says).
+When = Annotated[datetime | None, AfterValidator(_utc_or_none),
+                 Query(description="ISO 8601; naive means UTC")]

@@ -97,9 +97,15 @@ def read_bytes(path: str) -> bytes:
     return data
 
 
-def parse_keyed(path: str, data: bytes, schemas: Schemas, hint: int
+def parse_keyed(path: str, data: bytes, schemas: Schemas, hint: int,
+                problems: list[CollectorError] | None = None
                 ) -> tuple[int, array[int], dict[str, int] | None]:
-    """`key value` lines as (schema id, u64 values, out-of-range values or None)."""
+    """`key value` lines as (schema id, u64 values, out-of-range values or None).
+
+    With `problems`, a malformed line is recorded there and skipped (the good lines are
+    kept: one bad line must not make a live cgroup look empty or removed), and a value
+    outside u64 is recorded as well as kept aside; without it, a malformed line raises.
+    """
     tokens = data.split()
     # Same keys in the same order and an even token count: every value token is in place.
     if hint >= 0 and not len(tokens) & 1 and tokens[0::2] == schemas.keys[hint]:
@@ -110,10 +116,11 @@ def parse_keyed(path: str, data: bytes, schemas: Schemas, hint: int
             return hint, array("I" if vals and max(vals) <= _U32 else "Q", vals), None
         except (OverflowError, ValueError):
             pass  # a negative or huge value, or a bad token: the careful parser says which
-    return _parse_careful(path, data, schemas)
+    return _parse_careful(path, data, schemas, problems)
 
 
-def _parse_careful(path: str, data: bytes, schemas: Schemas
+def _parse_careful(path: str, data: bytes, schemas: Schemas,
+                   problems: list[CollectorError] | None
                    ) -> tuple[int, array[int], dict[str, int] | None]:
     keys: list[bytes] = []
     values = array("Q")
@@ -122,13 +129,19 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas
         parts = line.split()
         if not parts:
             continue
+        bad = None
         if len(parts) != 2:
-            raise ParseError(path, lineno, f"expected 'key value', got {line[:80]!r}")
-        try:
-            v = int(parts[1])
-        except ValueError:
-            raise ParseError(path, lineno,
-                             f"expected an integer, got {parts[1][:40]!r}") from None
+            bad = ParseError(path, lineno, f"expected 'key value', got {line[:80]!r}")
+        else:
+            try:
+                v = int(parts[1])
+            except ValueError:
+                bad = ParseError(path, lineno, f"expected an integer, got {parts[1][:40]!r}")
+        if bad is not None:
+            if problems is None:
+                raise bad
+            problems.append(bad)
+            continue
         keys.append(parts[0])
         if 0 <= v <= U64_MAX:
             values.append(v)
@@ -136,7 +149,11 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas
             values.append(0)
             if odd is None:
                 odd = {}
-            odd[parts[0].decode("utf-8", "backslashreplace")] = v
+            key = parts[0].decode("utf-8", "backslashreplace")
+            odd[key] = v
+            if problems is not None:
+                problems.append(ParseError(path, lineno, f"{key} {v} is outside u64 (per-CPU "
+                                                         "drift?): kept as printed"))
     return schemas.intern(keys), values, odd
 
 
@@ -182,9 +199,9 @@ class HierarchyState:
         d = self.dir_of(rel)
         try:
             if self.v1:
-                self._read_v1(d, e, at)
+                self._read_v1(d, e, at, errors)
             else:
-                self._read_v2(d, rel, e, at)
+                self._read_v2(d, rel, e, at, errors)
         except FileGone as gone:
             if not os.path.isdir(d):
                 return None
@@ -194,10 +211,10 @@ class HierarchyState:
             errors.append(err)
         return e
 
-    def _read_v1(self, d: str, e: Entry, at: datetime) -> None:
+    def _read_v1(self, d: str, e: Entry, at: datetime, errors: list[CollectorError]) -> None:
         p = d + "/memory.stat"
         sid, vals, odd = parse_keyed(p, read_bytes(p), self.stat_schemas,
-                                     e.schema if e.schema >= 0 else self._stat_hint)
+                                     e.schema if e.schema >= 0 else self._stat_hint, errors)
         p = d + "/memory.usage_in_bytes"
         usage = parse_int(p, read_bytes(p))
         kmem = None
@@ -207,10 +224,11 @@ class HierarchyState:
         e.stat, e.schema, e.odd, e.usage, e.kmem, e.read_at = vals, sid, odd, usage, kmem, at
         self._stat_hint = sid
 
-    def _read_v2(self, d: str, rel: str, e: Entry, at: datetime) -> None:
+    def _read_v2(self, d: str, rel: str, e: Entry, at: datetime,
+                 errors: list[CollectorError]) -> None:
         p = d + "/cgroup.stat"
         cid, cvals, _ = parse_keyed(p, read_bytes(p), self.cg_schemas,
-                                    e.cgschema if e.cgschema >= 0 else self._cg_hint)
+                                    e.cgschema if e.cgschema >= 0 else self._cg_hint, errors)
         # memory.* exist only where the parent enabled +memory in subtree_control, and the
         # root has memory.stat but no memory.current: a missing file here is normal. When
         # +memory goes away the memcg goes offline: keep the figures last read for it.
@@ -220,7 +238,8 @@ class HierarchyState:
             p = d + "/memory.stat"
             try:
                 sid, vals, odd = parse_keyed(p, read_bytes(p), self.stat_schemas,
-                                             e.schema if e.schema >= 0 else self._stat_hint)
+                                             e.schema if e.schema >= 0 else self._stat_hint,
+                                             errors)
             except FileGone:
                 if not os.path.isdir(d):
                     raise

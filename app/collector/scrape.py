@@ -285,7 +285,8 @@ class Collector:
             memcg_caches=tuple(memcg_children),
             memcg_slabinfo=tuple(memcg_rows),
             removed=tuple(removed),
-            errors=tuple(SourceError(s, e.path, e.message) for s, e in errs),
+            # A file read twice in a tick (first sight, then the walk) says the same once.
+            errors=tuple(dict.fromkeys(SourceError(s, e.path, e.message) for s, e in errs)),
             host_full=self.host_full.due(now),
         )
 

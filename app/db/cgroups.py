@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.db import frames
 from app.db import models as m
 from app.db.base import Base
+from app.db.frames import CORRUPT, log
 from app.domain import cgtable as ct
 from app.domain.samples import CgroupSample
 
@@ -49,7 +50,10 @@ def first_stats(session: Session, ids: Iterable[int]) -> dict[int, dict[str, int
         for cid, blob in session.execute(select(t.c.id, t.c.first_memory_stat)
                                          .where(t.c.id.in_(wanted[i:i + _CHUNK]))).all():
             if blob is not None:
-                out[cid] = ct.unpack_stat(blob)
+                try:
+                    out[cid] = ct.unpack_stat(blob)
+                except CORRUPT as err:
+                    log.warning("corrupt first memory.stat of cgroup %d skipped: %s", cid, err)
     return out
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import struct
+import zlib
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.domain import cgtable as ct
+
+log = logging.getLogger("slabscope.db")
 
 # memory.stat keys per figure: cgroup2 names first, then v1 (memory.stat of v1 says "cache",
 # "rss"; shmem is in both; slab and kernel_stack are cgroup2 only, since 4.6).
@@ -29,9 +34,30 @@ def memory_figures(stat: Mapping[str, int]) -> dict[str, int | None]:
     return out
 
 
-def decode(blob: bytes) -> dict[int, dict[str, int]]:
+# What a corrupt blob (a disk error, a bad restore, a hand edit) raises from the codec.
+CORRUPT = (ValueError, IndexError, struct.error, zlib.error)
+
+
+def unpack(blob: bytes, what: str) -> tuple[tuple[str, ...], array[int],
+                                          tuple[array[int], ...], tuple[bytes, ...]] | None:
+    """unpack_table, or None (and a warning naming the row) for a corrupt blob.
+
+    One bad frame must not take a host's pages down: its rows are read as absent, the
+    frames before and after it as usual.
+    """
+    try:
+        return ct.unpack_table(blob)
+    except CORRUPT as err:
+        log.warning("corrupt %s skipped: %s", what, err)
+        return None
+
+
+def decode(blob: bytes, what: str = "frame") -> dict[int, dict[str, int]]:
     """A frame as {cgroup id: {column: value}} (absent columns left out)."""
-    columns, ids, values, present = ct.unpack_table(blob)
+    got = unpack(blob, what)
+    if got is None:
+        return {}
+    columns, ids, values, present = got
     out: dict[int, dict[str, int]] = {i: {} for i in ids}
     rows = [out[i] for i in ids]
     for c, v, p in zip(columns, values, present, strict=True):
@@ -51,9 +77,12 @@ class Figures:
     kmem_usage_bytes: int | None
 
 
-def decode_figures(blob: bytes) -> dict[int, Figures]:
+def decode_figures(blob: bytes, what: str = "cgroup frame") -> dict[int, Figures]:
     """A frame as {cgroup id: Figures}, each column classified once, not once a row."""
-    columns, ids, values, present = ct.unpack_table(blob)
+    got = unpack(blob, what)
+    if got is None:
+        return {}
+    columns, ids, values, present = got
     stat = [(c[len(ct.STAT):], v, p) for c, v, p in zip(columns, values, present, strict=True)
             if c.startswith(ct.STAT)]
     cgstat = [(c[len(ct.CGSTAT):], v, p) for c, v, p in

@@ -12,6 +12,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from app.db.frames import CORRUPT, log, unpack
 from app.domain import cgtable as ct
 
 COLUMNS: tuple[str, ...] = ("active_objs", "num_objs", "num_slabs", "slab_bytes",
@@ -45,7 +46,10 @@ def pack(rows: Mapping[int, Row]) -> bytes:
 
 def decode(blob: bytes) -> dict[int, dict[str, int | None]]:
     """A frame as {cache id: {column: value or None}}, every column of COLUMNS present."""
-    columns, ids, values, present = ct.unpack_table(blob)
+    got = unpack(blob, "slab frame")
+    if got is None:
+        return {}
+    columns, ids, values, present = got
     out: dict[int, dict[str, int | None]] = {i: dict.fromkeys(COLUMNS) for i in ids}
     rows = [out[i] for i in ids]
     for c, v, p in zip(columns, values, present, strict=True):
@@ -67,7 +71,11 @@ def bucket_sums(frames: Iterable[Any], cid: int, metrics: Sequence[str],
     acc: dict[int, list[int]] = {}
     width = 2 * len(metrics)
     for at, blob in frames:
-        cells = reader.cells(blob, cid)
+        try:
+            cells = reader.cells(blob, cid)
+        except CORRUPT as err:
+            log.warning("corrupt slab frame at %s skipped: %s", at, err)
+            continue
         if cells is None:
             continue
         b = int(at.timestamp() // step)
@@ -88,7 +96,10 @@ def rollup_sums(frames: Iterable[Any], widths: Sequence[int]
     acc: dict[int, dict[tuple[int, int], list[int]]] = {w: {} for w in widths}
     for at, blob in frames:
         ts = int(at.timestamp())
-        columns, ids, values, present = ct.unpack_table(blob)
+        got = unpack(blob, f"slab frame at {at}")
+        if got is None:
+            continue
+        columns, ids, values, present = got
         cols = {c: (v, p) for c, v, p in zip(columns, values, present, strict=True)}
         picked = [cols.get(c) for c in ("slab_bytes", "num_objs", "active_objs", "num_slabs")]
         for k, cid in enumerate(ids):

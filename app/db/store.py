@@ -342,6 +342,15 @@ def _write_memcg(session: Session, sid: int, snap: Snapshot) -> None:
              "num_slabs_total": x.num_slabs} for x in snap.memcg_slabinfo])
 
 
+def _i64(v: int | None) -> int | None:
+    """A value for a BIGINT column: NULL where the kernel printed more than fits.
+
+    Per-CPU counter drift shows up as values near 2^64; the exact value stays in the
+    record's memory.stat blob (u64), the column only serves sorting and sums.
+    """
+    return v if v is None or -(1 << 63) <= v < (1 << 63) else None
+
+
 def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups) -> None:
     if not snap.removed:
         return
@@ -353,9 +362,10 @@ def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups)
         rows.append({
             "host_id": host_id, "cgroup_id": gone_id, "hierarchy": gone.hierarchy,
             "path": gone.path, "last_seen_at": gone.last_seen_at, "removed_at": gone.removed_by,
-            "last_memory_usage_bytes": gone.last_memory_usage_bytes,
-            "file_bytes": figs["file_bytes"], "shmem_bytes": figs["shmem_bytes"],
-            "slab_bytes": figs["slab_bytes"], "kernel_stack_bytes": figs["kernel_stack_bytes"],
+            "last_memory_usage_bytes": _i64(gone.last_memory_usage_bytes),
+            "file_bytes": _i64(figs["file_bytes"]), "shmem_bytes": _i64(figs["shmem_bytes"]),
+            "slab_bytes": _i64(figs["slab_bytes"]),
+            "kernel_stack_bytes": _i64(figs["kernel_stack_bytes"]),
             "last_memory_stat": ct.pack_stat(gone.last_memory_stat),
             "stat_read_at": gone.stat_read_at})
         if gone_id is not None:

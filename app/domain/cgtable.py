@@ -223,13 +223,18 @@ def pack_stat(stat: Mapping[str, int]) -> bytes:
     varints, page-aligned sizes divided by 4096. 60 keys of a cgroup2 memory.stat take ~60
     bytes, against ~150 as deflated JSON (bench/storage_size.py's values).
     """
+    for k, v in stat.items():
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"memory.stat value {k}={v!r} is not an integer")
+    if any(not 0 <= v <= U64_MAX for v in stat.values()):
+        # A kernel that prints a negative per-CPU drift or more than u64: version 1 (JSON)
+        # holds any integer exactly. Rare, so its larger size does not matter.
+        return _pack_stat_v1(stat)
     keys = bytearray()
     names = bytearray()
     vals = bytearray()
     prev = 0
     for k, v in stat.items():
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= U64_MAX:
-            raise ValueError(f"memory.stat value {k}={v!r} is not a u64")
         idx = _STAT_INDEX.get(k)
         if idx is None:
             raw = k.encode()
@@ -282,6 +287,12 @@ def unpack_stat(blob: bytes) -> dict[str, int]:
     if pos != len(raw) or np != len(names):
         raise CodecError("memory.stat blob has trailing or missing bytes")
     return out
+
+
+def _pack_stat_v1(stat: Mapping[str, int]) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+    text = json.dumps(dict(stat), separators=(",", ":")).encode()
+    return _STAT_MAGIC + c.compress(text) + c.flush()
 
 
 def _unpack_stat_v1(blob: bytes) -> dict[str, int]:

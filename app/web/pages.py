@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.db import models as m
 from app.db import queries as q
 from app.db import views
-from app.deps import SessionDep, SettingsDep, rules_of
+from app.deps import SessionDep, SettingsDep, When, rules_of
 from app.domain.alerts import evaluate
 from app.domain.timerange import PRESETS, RangeError, TimeRange, resolve
 from app.web import charts
@@ -21,7 +21,6 @@ from app.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 Fmt = Annotated[Literal["html", "json"], Query()]
-When = Annotated[datetime | None, Query()]
 Preset = Annotated[str | None, Query(alias="range")]
 
 

@@ -102,3 +102,20 @@ def test_bad_payloads(client: TestClient, body: bytes, status: int, fragment: st
 def test_oversized_body_is_413(client: TestClient) -> None:
     r = push(client, "token-a", b"x" * (4 * 1024 * 1024 + 1))
     assert r.status_code == 413 and "over the limit of 4194304 bytes" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("where", ["dying", "num_cgroups"])
+def test_values_a_column_cannot_hold_are_422_and_store_nothing(client: TestClient,
+                                                                 where: str) -> None:
+    snap = snapshot("vm-a")
+    if where == "dying":
+        snap["memcg"]["dying"] = 1 << 63
+    else:
+        for r in snap["proc_cgroups"]:
+            r["num_cgroups"] = 1 << 63
+    r = push(client, "token-a", gzip_body("out-of-range-0001", snap))
+    assert r.status_code == 422 and "out of range" in r.json()["detail"]
+    assert scrapes(client) == 0
+    # The same host's next, valid snapshot is stored as usual.
+    assert push(client, "token-a", gzip_body("in-range-00000001", snapshot("vm-a"))
+                ).json()["status"] == "stored"

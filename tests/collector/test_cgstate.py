@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from array import array
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,33 @@ def test_table_values_must_be_u64() -> None:
     with pytest.raises(ValueError, match="values for"):
         snapshot_from_dict(d)
     assert array("Q", [(1 << 64) - 1])[0] == (1 << 64) - 1
+
+
+def test_with_problems_a_bad_line_is_recorded_and_the_good_lines_kept() -> None:
+    schemas = Schemas()
+    problems: list[Any] = []
+    sid, vals, odd = parse_keyed("/x/memory.stat", b"file 4096\ngarbage here now\nanon -5\n"
+                                 b"shmem 8192\n", schemas, -1, problems)
+    assert dict(zip(schemas.names[sid], vals, strict=True)) == {"file": 4096, "anon": 0,
+                                                                "shmem": 8192}
+    assert odd == {"anon": -5}
+    assert [(p.path, p.message.split(":")[0]) for p in problems] == [
+        ("/x/memory.stat", "line 2"), ("/x/memory.stat", "line 3")]
+
+
+def test_a_malformed_memory_stat_keeps_the_cgroup_and_its_good_figures(tmp_path: Path) -> None:
+    from bench.scaletree import build
+    tree = build(tmp_path / "h", "v2", 150, 3)
+    bad = tree.cg_root / "slice-1" / "memory.stat"
+    good = bad.read_text()
+    bad.write_text(good + "garbage line here\n")
+    c = Collector(CollectorOptions(proc_root=tree.proc, sys_root=tree.sys))
+    snap = c.collect()
+    errs = [e for e in snap.errors if e.path == str(bad)]
+    assert len(errs) == 1 and "expected 'key value'" in errs[0].message  # once, not per read
+    assert snap.full is not None
+    row = snap.full.row(snap.full.paths.index("/slice-1"))
+    want = {f"memory.stat:{k}": int(v) for k, v in (x.split() for x in good.splitlines())}
+    assert {k: v for k, v in row.items() if k.startswith("memory.stat:")} == want
+    tree.write_cgroup("/slice-1", random.Random(3))  # fixed; nothing is removed
+    assert not [r for r in c.collect().removed if r.path == "/slice-1"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -13,7 +13,7 @@ from app.api.csvout import csv_response
 from app.db import models as m
 from app.db import queries as q
 from app.db import views
-from app.deps import SessionDep, SettingsDep
+from app.deps import SessionDep, SettingsDep, When
 from app.domain.cost import memcg_cost
 from app.domain.timerange import RangeError, resolve
 from app.domain.views import CacheView
@@ -24,7 +24,6 @@ router = APIRouter(prefix="/api/v1", tags=["hosts"])
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Fmt = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
-When = Annotated[datetime | None, Query(description="ISO 8601; naive means UTC")]
 METRIC = re.compile("^(?:" + "|".join(q.SCRAPE_METRICS)
                     + r"|cache:[^:]{1,255}:(?:bytes|objects|active_objs|slabs))$")
 CACHE_SORTS = ("bytes", "objects", "active_objs", "utilisation", "slabs", "growth_bytes",

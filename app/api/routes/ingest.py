@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -172,6 +172,12 @@ def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str,
                 return scrape_id
         except store.SnapshotConflict:
             return None
+        except (DataError, OverflowError, ValueError) as err:
+            # A value the wire format allows but a column cannot hold (an integer past
+            # BIGINT on PostgreSQL or past INTEGER on SQLite): invalid data, never a 500.
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise Refused("invalid", 422, f"snapshot holds a value out of range: "
+                                          f"{first[:300]}") from err
         except IntegrityError:
             # Either this very snapshot was stored meanwhile (another worker took a retry),
             # or a concurrent push of the host created a row this one meant to (the host, a
