@@ -350,7 +350,8 @@ def retention(
         engine.dispose()
     typer.echo(f"rolled up {r.scrape_hours} host-hours and {r.cache_hours} cache-hours "
                f"(from {r.hours_from.isoformat() if r.hours_from else '-'} to "
-               f"{r.hours_to.isoformat()}); deleted {r.raw_scrapes_deleted} raw scrapes")
+               f"{r.hours_to.isoformat()}); deleted {r.raw_scrapes_deleted} raw scrapes and "
+               f"{r.removed_deleted} removal records")
     if r.partitions_dropped or r.partitions_created:
         typer.echo(f"dropped {len(r.partitions_dropped)} partitions, created "
                    f"{len(r.partitions_created)}")

@@ -130,3 +130,33 @@ def test_removed_counts_in_a_range_equal_the_raw_count_after_a_rollup(db_url: st
         assert s.scalar(select(func.count()).select_from(m.RemovedHourly)) == 6
         assert [q.removed_count(s, hid, lo, hi) for lo, hi in ranges] == want
     engine.dispose()
+
+
+def test_old_removals_and_their_cgroups_go_with_the_retention(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    old, new = NOW - timedelta(days=20), NOW - timedelta(hours=3)
+    hid = seed_history(sessions, hosts=1, start=old, scrapes=2,
+                       interval=timedelta(minutes=10))["host-0"]
+    with sessions.begin() as s:
+        for when, tag in ((old, "old"), (new, "new")):
+            for i in range(3):
+                cid = s.scalar(insert(m.Cgroup).values(
+                    host_id=hid, hierarchy="memory", path=f"/{tag}-{i}", first_seen_at=when,
+                    last_seen_at=when, removed_at=when + timedelta(minutes=1))
+                    .returning(m.Cgroup.id))
+                s.execute(insert(m.RemovedCgroup).values(
+                    host_id=hid, cgroup_id=cid, hierarchy="memory", path=f"/{tag}-{i}",
+                    last_seen_at=when, removed_at=when + timedelta(minutes=1),
+                    last_memory_stat=pack_stat({"cache": 4096})))
+        s.execute(insert(m.Cgroup).values(host_id=hid, hierarchy="memory", path="/live",
+                                          first_seen_at=old, last_seen_at=old))
+    report = Maintenance(sessions, 600, raw_days=14).run_once(NOW)
+    assert report is not None and report.removed_deleted == 3
+    with sessions() as s:
+        assert sorted(s.scalars(select(m.RemovedCgroup.path))) == ["/new-0", "/new-1", "/new-2"]
+        assert sorted(s.scalars(select(m.Cgroup.path))) == ["/live", "/new-0", "/new-1",
+                                                            "/new-2"]
+        assert q.removed_totals(s, [hid]) == {hid: 6}  # the old ones live on in the rollup
+    engine.dispose()
