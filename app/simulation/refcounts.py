@@ -23,6 +23,10 @@ from app.simulation.eras import ERAS, SlabPin
 
 TOP_CACHES = 8
 TOP_CGROUPS = 8
+# Cgroups counted one by one; past these (by slab charge) they are one "other cgroups" row
+# that stands for all of them, so the view's cost is bounded by what it shows.
+KEEP_CGROUPS = 200
+OTHER_CGROUPS = "other cgroups"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +67,16 @@ def refcounts(state: HostState, era_name: str) -> RefcountView:
     total_bytes = sum(c.pages * page for c in state.caches) or 1
     mix = {c.name: c.pages * page / total_bytes for c in state.caches}
     geo = {c.name: c for c in state.caches}
-    # (memcg label, cache) -> slab pages of that memcg's copy of the cache
-    pages: dict[tuple[str, str], float] = {}
+    # (memcg label, cache) -> (slab pages of that memcg's copy of the cache, how many memcgs
+    # the label stands for: 1, or the cgroups past KEEP_CGROUPS folded into "other cgroups",
+    # so a host of 10,000 cgroups costs KEEP_CGROUPS x caches pairs, not 10,000 x caches).
+    pages: dict[tuple[str, str], tuple[float, int]] = {}
     exact = bool(state.memcg_caches)
     if exact:
         method = "exact: the host exposes its per-memcg caches (SLUB sysfs cgroup/)"
         for mc in state.memcg_caches:
             key = (mc.cgroup_name, mc.root_cache)
-            pages[key] = pages.get(key, 0.0) + mc.slabs * (1 << mc.order)
+            pages[key] = (pages.get(key, (0.0, 1))[0] + mc.slabs * (1 << mc.order), 1)
     else:
         method = ("estimated: each cgroup's slab charge (memory.stat slab; on v1 "
                   "memory.kmem.usage_in_bytes, an upper bound) spread over caches by the "
@@ -78,18 +84,23 @@ def refcounts(state: HostState, era_name: str) -> RefcountView:
         charged = sorted(((c.path, c.slab_bytes if c.slab_bytes is not None else
                            c.kmem_bytes or 0) for c in state.cgroups if c.path != "/"),
                          key=lambda x: -x[1])
-        for path, b in charged:
+        charged = [(path, b) for path, b in charged if b > 0]
+        groups = [(path, float(b), 1) for path, b in charged[:KEEP_CGROUPS]]
+        rest = charged[KEEP_CGROUPS:]
+        if rest:
+            groups.append((OTHER_CGROUPS, float(sum(b for _, b in rest)), len(rest)))
+        for path, b, n in groups:
             for name, share in mix.items():
-                if share > 0 and b > 0:
-                    pages[(path, name)] = b * share / page
+                if share > 0:
+                    pages[(path, name)] = (b * share / page, n)
         if state.dying and state.removed_median_slab_bytes:
             for name, share in mix.items():
                 pages[(f"{state.dying} dying memcgs", name)] = (
-                    state.dying * state.removed_median_slab_bytes * share / page)
+                    state.dying * state.removed_median_slab_bytes * share / page, 1)
     view = RefcountView(state.host, era_name, exact, method, chain)
     by_cache: dict[str, float] = {}
     by_memcg: dict[str, float] = {}
-    for (mcg, cache), p in pages.items():
+    for (mcg, cache), (p, _) in pages.items():
         by_cache[cache] = by_cache.get(cache, 0.0) + p
         by_memcg[mcg] = by_memcg.get(mcg, 0.0) + p
     top_c = sorted(by_cache, key=lambda c: -by_cache[c])[:TOP_CACHES]
@@ -102,7 +113,7 @@ def refcounts(state: HostState, era_name: str) -> RefcountView:
         return c if c in top_c else "other caches"
 
     def mname(m: str) -> str:
-        return m if m in top_m else "other cgroups"
+        return m if m in top_m else OTHER_CGROUPS
 
     index: dict[str, int] = {}
 
@@ -120,7 +131,7 @@ def refcounts(state: HostState, era_name: str) -> RefcountView:
 
     css_held: dict[str, float] = {}
     cache_rows: dict[str, list[float]] = {}
-    for (mcg, cache), p in pages.items():
+    for (mcg, cache), (p, n) in pages.items():
         g = geo.get(cache)
         order = g.order if g else 0
         weight = 1 << order
@@ -131,26 +142,26 @@ def refcounts(state: HostState, era_name: str) -> RefcountView:
         row[0] += p
         if era.slab_pin is SlabPin.PAGE:
             link(f"pages: {c_lbl}", f"memcg: {m_lbl}", p)  # css ref per charged 4 KiB page
-            link(f"memcg: {m_lbl}", f"cache: {c_lbl} (per memcg)", 1.0)
+            link(f"memcg: {m_lbl}", f"cache: {c_lbl} (per memcg)", float(n))
             css_held[mcg] = css_held.get(mcg, 0.0) + p
             row[3] += p
-            row[5] += 1
+            row[5] += n
         elif era.per_memcg_caches:
             link(f"pages: {c_lbl}", f"cache: {c_lbl} (per memcg)", slab_pages * weight)
             owner = "parent" if (dying and era.caches_reparented) else mcg
             o_lbl = "memcg: parent (reparented)" if owner == "parent" else f"memcg: {m_lbl}"
-            link(f"cache: {c_lbl} (per memcg)", o_lbl, 1.0)
-            css_held[owner] = css_held.get(owner, 0.0) + 1.0
+            link(f"cache: {c_lbl} (per memcg)", o_lbl, float(n))
+            css_held[owner] = css_held.get(owner, 0.0) + n
             row[2] += slab_pages * weight
-            row[3] += 1.0
-            row[5] += 1
+            row[3] += n
+            row[5] += n
         else:
             objects = p * page / (g.object_size_bytes if g and g.object_size_bytes else 64)
             owner = "parent (objcg reparented)" if dying else mcg
             link(f"objects: {c_lbl}", f"obj_cgroup: {mname(owner) if owner == mcg else owner}",
                  objects)
             link(f"obj_cgroup: {mname(owner) if owner == mcg else owner}",
-                 f"memcg: {mname(owner) if owner == mcg else owner}", 1.0)
+                 f"memcg: {mname(owner) if owner == mcg else owner}", float(n))
             row[4] += objects
     for (src, dst), v in sorted(acc.items(), key=lambda x: -x[1]):
         view.links.append((node(src), node(dst), round(v, 1)))

@@ -49,3 +49,31 @@ def test_exact_refcounts_from_per_memcg_caches(sessions: sessionmaker[Session]) 
     assert by_cache["inode_cache"].percpu_refs == 2  # 1 << 1 for its one page
     assert by_cache["dentry"].per_memcg_caches == 3
     assert refcounts(st, "objcg").memcgs == []
+
+
+@pytest.mark.parametrize("era", ["pre-5.3", "v4-5/7", "5.3", "objcg-kmem"])
+def test_thousands_of_cgroups_fold_into_other_cgroups_with_the_same_totals(
+        era: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.domain.history import CacheState, CgroupState, HostState
+    from app.simulation import refcounts as rc
+    caches = [CacheState(f"cache-{i}", 8 * (i + 1), i % 3, 32, 64 * (i + 1), 100 * i, i % 2 == 0)
+              for i in range(12)]
+    cgroups = [CgroupState(f"/job-{i}", 4096 * (1 + i % 37), None) for i in range(1500)]
+    state = HostState("big", "objcg-kmem", 4096, 300, caches, cgroups, [], 8192)
+    keep = rc.KEEP_CGROUPS
+    folded = rc.refcounts(state, era)
+    monkeypatch.setattr(rc, "KEEP_CGROUPS", 10**6)
+    whole = rc.refcounts(state, era)
+    assert len(folded.memcgs) <= keep + 2
+    assert era == "objcg-kmem" or len(whole.memcgs) > keep + 2  # objcg: no css refs held
+    # Every cache's pages, references and memcg copies are the same, folded or not.
+    assert [c.cache for c in folded.caches] == [c.cache for c in whole.caches]
+    for a, b in zip(folded.caches, whole.caches, strict=True):
+        got = [a.pages, a.percpu_refs, a.css_refs, a.objcg_refs, a.per_memcg_caches]
+        want = [b.pages, b.percpu_refs, b.css_refs, b.objcg_refs, b.per_memcg_caches]
+        assert got == pytest.approx(want, abs=0.2)  # both rounded to 0.1
+    total = {m: r for m, r in whole.memcgs}
+    kept = {m: r for m, r in folded.memcgs if m != "other cgroups"}
+    other = dict(folded.memcgs).get("other cgroups", 0.0)
+    assert all(total[m] == r for m, r in kept.items())
+    assert other == pytest.approx(sum(r for m, r in total.items() if m not in kept), rel=1e-6)
