@@ -125,6 +125,7 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas,
     keys: list[bytes] = []
     values = array("Q")
     odd: dict[str, int] | None = None
+    bads: list[CollectorError] = []
     for lineno, line in enumerate(data.split(b"\n"), 1):
         parts = line.split()
         if not parts:
@@ -140,7 +141,7 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas,
         if bad is not None:
             if problems is None:
                 raise bad
-            problems.append(bad)
+            bads.append(bad)
             continue
         keys.append(parts[0])
         if 0 <= v <= U64_MAX:
@@ -154,6 +155,11 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas,
             if problems is not None:
                 problems.append(ParseError(path, lineno, f"{key} {v} is outside u64 (per-CPU "
                                                          "drift?): kept as printed"))
+    if bads:
+        if not keys:  # nothing good in it: a failed read, the last good figures stay
+            raise bads[0]
+        assert problems is not None
+        problems.extend(bads)
     return schemas.intern(keys), values, odd
 
 
