@@ -8,6 +8,7 @@ import zlib
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from app.domain import cgtable as ct
 
@@ -57,14 +58,21 @@ def decode(blob: bytes, what: str = "frame") -> dict[int, dict[str, int]]:
     got = unpack(blob, what)
     if got is None:
         return {}
+    out: dict[int, dict[str, int]] = {i: {} for i in got[1]}
+    fill(out, got)
+    return out
+
+
+def fill(out: Mapping[int, dict[str, Any]],
+         got: tuple[tuple[str, ...], array[int], tuple[array[int], ...], tuple[bytes, ...]]
+         ) -> None:
+    """Set each present cell of an unpacked table into its row's dict in `out`."""
     columns, ids, values, present = got
-    out: dict[int, dict[str, int]] = {i: {} for i in ids}
     rows = [out[i] for i in ids]
     for c, v, p in zip(columns, values, present, strict=True):
         for k, row in enumerate(rows):
             if p[k]:
                 row[c] = v[k]
-    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from app.db.frames import CORRUPT, log, unpack
+from app.db.frames import CORRUPT, fill, log, unpack
 from app.domain import cgtable as ct
 
 COLUMNS: tuple[str, ...] = ("active_objs", "num_objs", "num_slabs", "slab_bytes",
@@ -49,13 +49,8 @@ def decode(blob: bytes) -> dict[int, dict[str, int | None]]:
     got = unpack(blob, "slab frame")
     if got is None:
         return {}
-    columns, ids, values, present = got
-    out: dict[int, dict[str, int | None]] = {i: dict.fromkeys(COLUMNS) for i in ids}
-    rows = [out[i] for i in ids]
-    for c, v, p in zip(columns, values, present, strict=True):
-        for k, row in enumerate(rows):
-            if p[k]:
-                row[c] = v[k]
+    out: dict[int, dict[str, int | None]] = {i: dict.fromkeys(COLUMNS) for i in got[1]}
+    fill(out, got)
     return out
 
 

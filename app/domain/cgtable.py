@@ -126,9 +126,8 @@ def pack_table(columns: Sequence[str], ids: Sequence[int], values: Sequence[arra
     return b"".join(out)
 
 
-def unpack_table(blob: bytes) -> tuple[tuple[str, ...], array[int], tuple[array[int], ...],
-                                       tuple[bytes, ...]]:
-    """Inverse of pack_table: (columns, ids, values, present)."""
+def _inflate_checked(blob: bytes) -> tuple[bytes, int]:
+    """A table blob inflated, with its header's length; CodecError if it is not one."""
     try:
         raw = zlib.decompress(blob)
     except zlib.error as err:
@@ -136,6 +135,13 @@ def unpack_table(blob: bytes) -> tuple[tuple[str, ...], array[int], tuple[array[
     if raw[:4] != _MAGIC or len(raw) < 8:
         raise CodecError("table blob has no SCT1 header")
     (hlen,) = struct.unpack_from("<I", raw, 4)
+    return raw, int(hlen)
+
+
+def unpack_table(blob: bytes) -> tuple[tuple[str, ...], array[int], tuple[array[int], ...],
+                                       tuple[bytes, ...]]:
+    """Inverse of pack_table: (columns, ids, values, present)."""
+    raw, hlen = _inflate_checked(blob)
     try:
         head = json.loads(raw[8:8 + hlen])
         columns = tuple(str(c) for c in head["columns"])
@@ -362,13 +368,7 @@ class CellReader:
         """The wanted columns of row `row_id` (None: absent); None if the row is not there."""
         raw = self._inflate(blob)
         if raw is None:  # another shape than the last frame's: inflate it all and check it
-            try:
-                raw = zlib.decompress(blob)
-            except zlib.error as err:
-                raise CodecError(f"table blob is not deflate data: {err}") from err
-            if raw[:4] != _MAGIC or len(raw) < 8:
-                raise CodecError("table blob has no SCT1 header")
-            (hlen,) = struct.unpack_from("<I", raw, 4)
+            raw, hlen = _inflate_checked(blob)
             self._parse_head(raw[8:8 + hlen])
             if len(raw) != 8 + hlen + 8 * self._n + self._stored * 9 * self._n:
                 raise CodecError("table blob length does not match its header")
