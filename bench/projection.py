@@ -79,7 +79,7 @@ def seed(engine: Engine, days: float, per_minute: float, end: datetime) -> None:
           f"{short.removed} removed cgroups in {time.perf_counter() - t:.0f} s", flush=True)
     t = time.perf_counter()
     with make_session_factory(engine).begin() as s:
-        retention.rollup(s, end, lookback=timedelta(hours=24))
+        retention.rollup(s, end)
     print(f"  hourly rollups in {time.perf_counter() - t:.0f} s", flush=True)
 
 
