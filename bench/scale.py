@@ -278,7 +278,7 @@ def projection_rows(lines: list[str]) -> list[tuple[str, float]]:
     out = []
     for line in lines:
         cells = re.split(r"\s{2,}", line.strip())
-        if len(cells) >= 4 and cells[1].startswith("projection, 30 d ahead"):
+        if len(cells) >= 4 and cells[1].startswith("projection API 30 d"):
             out.append((cells[0], float(cells[3])))
     return out
 
