@@ -171,9 +171,10 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas,
             if problems is not None:
                 problems.append(ParseError(path, lineno, f"{key} {v} is outside u64 (per-CPU "
                                                          "drift?): kept as printed"))
+    if not keys:  # nothing good in it: a failed read, the last good figures stay
+        raise bads[0] if bads else ParseError(path, 0, "empty file, expected 'key value' "
+                                                       "lines")
     if bads:
-        if not keys:  # nothing good in it: a failed read, the last good figures stay
-            raise bads[0]
         assert problems is not None
         problems.extend(bads)
     return schemas.intern(keys), values, odd
