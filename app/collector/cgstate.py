@@ -19,6 +19,7 @@ import os
 from array import array
 from collections.abc import Iterator
 from datetime import datetime
+from stat import S_ISREG
 
 from app.collector.errors import CollectorError, ParseError, SourceUnavailable
 from app.collector.sources.cgroups import Hierarchy
@@ -27,6 +28,9 @@ from app.domain.cgtable import U64_MAX
 _BUF = 1 << 16
 _U32 = (1 << 32) - 1
 _GONE = (errno.ENOENT, errno.ENODEV)
+# A cgroup's memory.stat is ~2 kB; anything near this is not a cgroup file.
+CGROUP_FILE_MAX = 1 << 20
+_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
 
 class Schemas:
@@ -73,20 +77,32 @@ class FileGone(Exception):
     """The cgroup's file vanished (the cgroup is being removed)."""
 
 
-def read_bytes(path: str) -> bytes:
-    """One kernel file's bytes; FileGone when missing, SourceUnavailable otherwise."""
+def read_bytes(path: str, limit: int = CGROUP_FILE_MAX) -> bytes:
+    """One kernel file's bytes, at most `limit`; FileGone when missing, else SourceUnavailable.
+
+    Never blocks and never reads without bound: opened O_NONBLOCK (a FIFO put in place of a
+    file must not hang the tick), regular files only (cgroupfs files are; a symlink to
+    /dev/zero is not), and a file longer than `limit` is an error, not a memory blow-up.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, _FLAGS)
     except OSError as err:
         if err.errno in _GONE:
             raise FileGone(path) from None
         raise SourceUnavailable(path, os.strerror(err.errno or 0)) from None
     try:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            raise SourceUnavailable(path, "not a regular file (a FIFO, device or socket?): "
+                                    "not read")
         data = os.read(fd, _BUF)
-        if len(data) == _BUF:  # a seq_file larger than the buffer: read the rest
+        if len(data) == _BUF:  # a seq_file larger than the buffer: read the rest, bounded
             parts = [data]
-            while chunk := os.read(fd, _BUF):
+            size = len(data)
+            while chunk := os.read(fd, min(_BUF, limit + 1 - size)):
                 parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise SourceUnavailable(path, f"longer than {limit} bytes: not read")
             data = b"".join(parts)
     except OSError as err:
         if err.errno in _GONE:
@@ -155,9 +171,10 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas,
             if problems is not None:
                 problems.append(ParseError(path, lineno, f"{key} {v} is outside u64 (per-CPU "
                                                          "drift?): kept as printed"))
+    if not keys:  # nothing good in it: a failed read, the last good figures stay
+        raise bads[0] if bads else ParseError(path, 0, "empty file, expected 'key value' "
+                                                       "lines")
     if bads:
-        if not keys:  # nothing good in it: a failed read, the last good figures stay
-            raise bads[0]
         assert problems is not None
         problems.extend(bads)
     return schemas.intern(keys), values, odd

@@ -5,25 +5,57 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 
 from app.collector.errors import ParseError, SourceUnavailable
 
+# /proc/slabinfo on a big host is ~100 kB and memcg_slabinfo a few MB: far below this.
+TEXT_MAX = 16 << 20
+# sysfs attributes are at most a page (64 kB on some arches).
+SMALL_MAX = 64 << 10
+_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+_CHUNK = 1 << 16
 
-def read_text(path: str) -> str:
-    """Read a whole kernel text file; raise SourceUnavailable on any OS error."""
+
+def read_text(path: str, limit: int = TEXT_MAX) -> str:
+    """Read a whole kernel text file, at most `limit` bytes; SourceUnavailable on any failure.
+
+    Never blocks: opened O_NONBLOCK and only regular files are read (kernel pseudo-files in
+    /proc and /sys are regular, with st_size 0 or 4096), so a FIFO or a symlink to /dev/zero
+    in place of a file is an error, not a hung tick or an exhausted memory.
+    """
     try:
-        with open(path, "rb", buffering=0) as f:
-            data = f.read()
-    except FileNotFoundError as err:
-        raise SourceUnavailable(path, "no such file (missing, or removed mid-scrape)") from err
-    except PermissionError as err:
-        raise SourceUnavailable(path, "permission denied (run as root?)") from err
+        fd = os.open(path, _FLAGS)
     except OSError as err:
-        if err.errno == errno.ENODEV:
-            raise SourceUnavailable(path, "no such device (removed mid-scrape)") from err
-        raise SourceUnavailable(path, os.strerror(err.errno or 0) or str(err)) from err
+        raise _unavailable(path, err) from err
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceUnavailable(path, "not a regular file (a FIFO, device or socket?): "
+                                    "not read")
+        parts = []
+        size = 0
+        # One read gives a whole seq_file page; loop (bounded) for the bigger ones.
+        while chunk := os.read(fd, min(_CHUNK, limit + 1 - size)):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise SourceUnavailable(path, f"longer than {limit} bytes: not read")
+    except OSError as err:
+        raise _unavailable(path, err) from err
+    finally:
+        os.close(fd)
     # Kernel text is ASCII; cgroup and cache names may hold any byte but '/' and NUL.
-    return data.decode("utf-8", "backslashreplace")
+    return b"".join(parts).decode("utf-8", "backslashreplace")
+
+
+def _unavailable(path: str, err: OSError) -> SourceUnavailable:
+    if isinstance(err, FileNotFoundError):
+        return SourceUnavailable(path, "no such file (missing, or removed mid-scrape)")
+    if isinstance(err, PermissionError):
+        return SourceUnavailable(path, "permission denied (run as root?)")
+    if err.errno == errno.ENODEV:
+        return SourceUnavailable(path, "no such device (removed mid-scrape)")
+    return SourceUnavailable(path, os.strerror(err.errno or 0) or str(err))
 
 
 def parse_int(path: str, lineno: int, token: str) -> int:
@@ -36,7 +68,7 @@ def parse_int(path: str, lineno: int, token: str) -> int:
 
 def read_int(path: str) -> int:
     """Read a file holding one integer (e.g. `order`, `memory.current`)."""
-    text = read_text(path)
+    text = read_text(path, SMALL_MAX)
     token = text.strip()
     if not token:
         raise ParseError(path, 1, "empty file, expected an integer")

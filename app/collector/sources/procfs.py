@@ -62,13 +62,20 @@ def parse_meminfo(path: str, text: str) -> dict[str, int]:
 def read_meminfo(proc_root: str) -> dict[str, int]:
     """Read `<proc_root>/meminfo`."""
     path = os.path.join(proc_root, "meminfo")
-    return parse_meminfo(path, read_text(path))
+    return _not_empty(path, parse_meminfo(path, read_text(path)))
 
 
 def read_vmstat(proc_root: str) -> dict[str, int]:
     """Read `<proc_root>/vmstat` (reclaim activity: pgscan, pgsteal, slabs_scanned, ...)."""
     path = os.path.join(proc_root, "vmstat")
-    return parse_flat_keyed(path, read_text(path))
+    return _not_empty(path, parse_flat_keyed(path, read_text(path)))
+
+
+def _not_empty(path: str, figures: dict[str, int]) -> dict[str, int]:
+    # The kernel always prints these files whole: nothing at all is a bad file, not zeros.
+    if not figures:
+        raise ParseError(path, 0, "empty file, expected one figure a line")
+    return figures
 
 
 def read_node_meminfo(sys_root: str) -> dict[int, dict[str, int]]:
