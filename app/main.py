@@ -36,6 +36,16 @@ from app.web import model_pages, pages
 from app.web.templating import templates
 
 log = logging.getLogger("slabscope.web")
+# Pages run only their own static scripts (JSON data sits in non-executed script blocks);
+# inline styles stay allowed: templates set indentation in style= and Plotly styles its charts.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+       "form-action 'self'; frame-ancestors 'none'")
+# FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN with an inline script.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+            "worker-src 'self' blob:; object-src 'none'; frame-ancestors 'none'")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
@@ -117,6 +127,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 return _error(request, status, f"request body of {int(length)} bytes is over "
                                                f"the limit of {limit} bytes")
         response: Response = await call_next(request)
+        return response
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        # Added last, so outermost: early answers of body_limit get the headers too.
+        response: Response = await call_next(request)
+        docs = request.url.path in ("/docs", "/redoc", "/docs/oauth2-redirect")
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,4 +1,8 @@
-"""Cgroup trees from flat paths: parents, children, and subtree sums."""
+"""Cgroup trees from flat paths: parents, children, and subtree sums.
+
+Iterative throughout: a stored tree may be thousands of levels deep, and stored paths may lack
+the leading "/" or be empty (they are normalised, never a crash).
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,14 @@ class Node:
     descendants: int = 0
 
 
+def normalise(path: str) -> str:
+    """A path with one leading "/" and no empty segments ("" and "a//b/" -> "/", "/a/b")."""
+    return "/" + "/".join(p for p in path.split("/") if p)
+
+
 def parent_of(path: str) -> str | None:
     """The parent path of a cgroup path ("/" has none)."""
-    if path == "/":
+    if path in ("/", ""):
         return None
     head = path.rsplit("/", 1)[0]
     return head or "/"
@@ -29,26 +38,32 @@ def build(paths_data: list[tuple[str, dict[str, object]]]) -> Node:
     """Arrange (path, data) pairs into a tree under "/" (missing parents are made empty)."""
     nodes: dict[str, Node] = {"/": Node("/", "/", 0)}
     for path, data in sorted(paths_data, key=lambda x: x[0]):
-        node = _ensure(nodes, path)
-        node.data = data
-    root = nodes["/"]
-    _count(root)
-    return root
+        _ensure(nodes, normalise(path)).data = data
+    _count(nodes)
+    return nodes["/"]
 
 
 def _ensure(nodes: dict[str, Node], path: str) -> Node:
-    if path in nodes:
-        return nodes[path]
-    parent = _ensure(nodes, parent_of(path) or "/")
-    node = Node(path, path.rsplit("/", 1)[1], parent.depth + 1)
-    parent.children.append(node)
-    nodes[path] = node
-    return node
+    missing: list[str] = []
+    at = path
+    while at not in nodes:
+        missing.append(at)
+        at = parent_of(at) or "/"
+    parent = nodes[at]
+    for p in reversed(missing):  # top down, so each parent exists before its child
+        node = Node(p, p.rsplit("/", 1)[1], parent.depth + 1)
+        parent.children.append(node)
+        nodes[p] = node
+        parent = node
+    return nodes[path]
 
 
-def _count(node: Node) -> int:
-    node.descendants = sum(1 + _count(c) for c in node.children)
-    return node.descendants
+def _count(nodes: dict[str, Node]) -> None:
+    # Deepest first: a node's count is final before it is added to its parent's.
+    for node in sorted(nodes.values(), key=lambda n: n.depth, reverse=True):
+        up = parent_of(node.path)
+        if up is not None:
+            nodes[up].descendants += 1 + node.descendants
 
 
 def flatten(root: Node) -> list[Node]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,13 @@ class ErrorOut(BaseModel):
     """Every error of the API: a status and a sentence that says what to do."""
 
     detail: str
+
+
+# Every error, validation included, is {"detail": "<sentence>"}: one shape for clients to read,
+# declared here so /openapi.json says what the server sends (not FastAPI's default list).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "Invalid request: `detail` says which value and why"},
+}
 
 
 class HostPage(BaseModel):

@@ -108,7 +108,7 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
                     "caches_at", "removed", "removed_total", "removed_offset"))
 
 
-@router.get("/hosts/{host}/caches/{name}")
+@router.get("/hosts/{host}/caches/{name:path}")
 def cache_page(request: Request, host: str, name: str, session: SessionDep,
                preset: Preset = None, since: When = None, until: When = None,
                format: Fmt = "html") -> Response:

@@ -184,7 +184,9 @@ def test_model_pages_load_without_console_errors(server: str, watched: Watched,
 def test_simulate_runs_every_era_and_steps_the_protocol(server: str, watched: Watched) -> None:
     page = watched.page
     page.goto(server + "/simulate?scenario=kubernetes-cronjobs", wait_until="networkidle")
-    page.wait_for_function("window.slabscopeCharts && window.slabscopeCharts.dying > 0")
+    # Selectors, not wait_for_function: its string predicate is an in-page eval, which the
+    # pages' Content-Security-Policy (script-src 'self') refuses, as it should.
+    page.wait_for_selector("#chart-dying.js-plotly-plot")  # Plotly drew it: it has points
     assert plotted(page, "dying") == 721  # 30 days, hourly
     traces = page.evaluate("document.getElementById('chart-dying').data.length")
     assert traces == 6
@@ -195,7 +197,7 @@ def test_simulate_runs_every_era_and_steps_the_protocol(server: str, watched: Wa
         document.querySelectorAll("input[name=era]").forEach((c, i) => { c.checked = i < 2; });
     }""")
     page.click("#run")
-    page.wait_for_function("document.getElementById('status').textContent.includes('2 eras')")
+    page.wait_for_selector("#status:has-text('2 eras')")
     assert plotted(page, "dying") == 49
     # a bad workload shows the API's 422 message, and nothing breaks
     page.evaluate("() => { const t = document.getElementById('workload');"
@@ -210,8 +212,7 @@ def test_simulate_runs_every_era_and_steps_the_protocol(server: str, watched: Wa
         page.click("#next")
     assert page.inner_text("#step-pos").startswith("step 7 of")
     page.select_option("#variant", "v5")
-    page.wait_for_function("document.getElementById('violations').textContent"
-                           ".includes('no invariant violated')")
+    page.wait_for_selector("#violations:has-text('no invariant violated')")
     assert watched.errors == [] or all("422" in e for e in watched.errors)
     shot(page, "simulate_protocol_v5")
 

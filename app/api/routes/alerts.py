@@ -20,8 +20,9 @@ from fastapi.responses import PlainTextResponse
 from app.db import fleetstate, views
 from app.deps import SessionDep, SettingsDep, rules_of
 from app.domain.alerts import Alert, evaluate
+from app.schemas.api import ERROR_RESPONSES
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES)
 log = logging.getLogger("slabscope.alerts")
 
 

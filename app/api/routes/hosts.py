@@ -17,9 +17,17 @@ from app.deps import SessionDep, SettingsDep, When
 from app.domain.cost import memcg_cost
 from app.domain.timerange import RangeError, resolve
 from app.domain.views import CacheView
-from app.schemas.api import CachePage, CgroupPage, HostOut, HostPage, RemovedPage, SeriesOut
+from app.schemas.api import (
+    ERROR_RESPONSES,
+    CachePage,
+    CgroupPage,
+    HostOut,
+    HostPage,
+    RemovedPage,
+    SeriesOut,
+)
 
-router = APIRouter(prefix="/api/v1", tags=["hosts"])
+router = APIRouter(prefix="/api/v1", tags=["hosts"], responses=ERROR_RESPONSES)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -119,7 +127,7 @@ def host_caches(host: str, session: SessionDep, at: When = None,
                      total=len(items), limit=limit, offset=offset)
 
 
-@router.get("/hosts/{host}/caches/{name}/series", response_model=SeriesOut)
+@router.get("/hosts/{host}/caches/{name:path}/series", response_model=SeriesOut)
 def cache_series(host: str, name: str, session: SessionDep,
                  what: Annotated[Literal["bytes", "objects", "active_objs", "slabs"],
                                  Query()] = "bytes",
@@ -127,7 +135,7 @@ def cache_series(host: str, name: str, session: SessionDep,
                  range: Annotated[str | None, Query()] = None,
                  step: Annotated[int | None, Query(ge=1, le=30 * 86_400)] = None,
                  format: Fmt = "json") -> SeriesOut | Response:
-    """One cache over time."""
+    """One cache over time (a name holding "/" is sent as %2F)."""
     return host_series(host, session, f"cache:{name}:{what}", since, until, range, step,
                        format)
 
@@ -150,6 +158,9 @@ def host_removed(host: str, session: SessionDep, since: When = None, until: When
                  format: Fmt = "json") -> RemovedPage | Response:
     """Cgroups that disappeared, newest first, and what they last had charged."""
     h = get_host(session, host)
+    if since is not None and until is not None and since > until:
+        raise HTTPException(422, f"since ({since.isoformat()}) must not be after until "
+                                 f"({until.isoformat()})")
     items, total = views.removed(session, h, since, until, limit, offset)
     if format == "csv":
         return csv_response(items, f"{host}-removed")

@@ -3,7 +3,11 @@
 Body: {"snapshot_id": "<uuid>", "snapshot": <collect --format json>} gzip-compressed, with
 `Authorization: Bearer <token>`. A token writes only its own host. The snapshot id makes
 ingest idempotent: a retry of a stored snapshot answers 200 "duplicate" and stores nothing.
-Limits: 4 MiB compressed and 32 MiB once decompressed (413), the snapshot schema (422).
+Limits: 4 MiB compressed and 32 MiB once decompressed (413), the snapshot schema, JSON
+nesting, and a taken_at at most INGEST_MAX_CLOCK_SKEW ahead of the server's clock (422).
+The token is checked before the body is read; decompressing and parsing run in a worker
+thread, never on the event loop (they cost CPU and memory an unauthenticated sender must not
+be able to spend).
 Outcome counters, spool drops and alert state are rows of the database (never of this
 process), so any number of server processes answer as one.
 """
@@ -14,6 +18,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,12 +34,16 @@ from app.deps import rules_of
 from app.domain.alerts import evaluate
 from app.domain.samples import Snapshot
 from app.domain.snapshot_json import SCHEMA, snapshot_from_dict
+from app.schemas.api import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"])
+router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=ERROR_RESPONSES)
 log = logging.getLogger("slabscope.ingest")
 INGEST_MAX_COMPRESSED = 4 * 1024 * 1024
 INGEST_MAX_JSON = 32 * 1024 * 1024
 SNAPSHOT_ID_MAX = 64
+INGEST_MAX_CLOCK_SKEW = timedelta(minutes=10)
+COUNTER_MAX = (1 << 63) - 1  # a spool-dropped total a BIGINT column holds
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class Refused(HTTPException):
@@ -62,7 +71,24 @@ def _decompress(raw: bytes, encoding: str) -> bytes:
         raise HTTPException(413, f"snapshot is over {INGEST_MAX_JSON} bytes once decompressed")
     if not d.eof:
         raise HTTPException(422, "body is not valid gzip: truncated or corrupt stream")
+    if d.unused_data:
+        raise HTTPException(422, f"body is not valid gzip: {len(d.unused_data)} bytes after "
+                                 "the end of the stream")
     return out
+
+
+def _parse(raw: bytes, encoding: str) -> Any:
+    """Decompress and parse a body (in a worker thread: it is the costly part)."""
+    try:
+        return json.loads(_decompress(raw, encoding))
+    except HTTPException as err:
+        raise Refused("invalid", err.status_code, str(err.detail)) from err
+    except RecursionError as err:
+        # The C decoder counts its depth against the interpreter's recursion limit (1000):
+        # the bound on nesting (a snapshot nests 5 deep).
+        raise Refused("invalid", 422, "body is not JSON we accept: nested too deeply") from err
+    except (ValueError, UnicodeDecodeError) as err:
+        raise Refused("invalid", 422, f"body is not JSON: {err}") from err
 
 
 @router.post("/ingest")
@@ -70,18 +96,25 @@ async def ingest(request: Request) -> dict[str, Any]:
     """Store one pushed snapshot of the token's host (idempotent by snapshot_id)."""
     sessions: sessionmaker[Session] = request.app.state.sessions
     try:
-        token, body = await _read(request)
+        token = _bearer(request)
+        # The token first: an unknown sender costs one indexed lookup, never a decompression.
+        host = await run_in_threadpool(_host_of, sessions, token)
+        raw = await request.body()
+        if len(raw) > INGEST_MAX_COMPRESSED:
+            raise Refused("too_large", 413,
+                          f"body of {len(raw)} bytes is over {INGEST_MAX_COMPRESSED}")
+        body = await run_in_threadpool(_parse, raw, request.headers.get("content-encoding", ""))
     except Refused as err:
         await run_in_threadpool(_count, sessions, err.outcome)
         raise
-    return await run_in_threadpool(_store_counted, request, token, body)
+    return await run_in_threadpool(_store_counted, request, host, body)
 
 
-def _store_counted(request: Request, token: str, body: Any) -> dict[str, Any]:
+def _store_counted(request: Request, host: str, body: Any) -> dict[str, Any]:
     """Store, count the outcome, evaluate the host's alerts: one worker thread for all."""
     sessions: sessionmaker[Session] = request.app.state.sessions
     try:
-        result, host, dropped = _store(request, token, body)
+        result, dropped = _store(request, host, body)
     except Refused as err:
         _count(sessions, err.outcome)
         raise
@@ -92,22 +125,31 @@ def _store_counted(request: Request, token: str, body: Any) -> dict[str, Any]:
     return result
 
 
-async def _read(request: Request) -> tuple[str, Any]:
+def _bearer(request: Request) -> str:
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer ") or len(auth) > 300:
         raise Refused("unauthorized", 401,
                       "missing bearer token (Authorization: Bearer <token>)")
-    raw = await request.body()
-    if len(raw) > INGEST_MAX_COMPRESSED:
-        raise Refused("too_large", 413,
-                      f"body of {len(raw)} bytes is over {INGEST_MAX_COMPRESSED}")
-    try:
-        body = json.loads(_decompress(raw, request.headers.get("content-encoding", "")))
-    except HTTPException as err:
-        raise Refused("invalid", err.status_code, str(err.detail)) from err
-    except (ValueError, UnicodeDecodeError) as err:
-        raise Refused("invalid", 422, f"body is not JSON: {err}") from err
-    return auth[7:].strip(), body
+    return auth[7:].strip()
+
+
+def _host_of(sessions: sessionmaker[Session], token: str) -> str:
+    """The host a token writes (a 403 for an unknown or revoked token)."""
+    with sessions.begin() as s:
+        host = fleetstate.host_for_token(s, token_hash(token))
+    if host is None:
+        raise Refused("forbidden", 403, "unknown or revoked token")
+    return host
+
+
+def _dropped(header: str, field: Any) -> int | None:
+    """The collector's spool-dropped total: the header (current) or the body field (older
+    senders); None when absent or past what a counter holds (it never blocks a snapshot)."""
+    if header:
+        return int(header) if _DIGITS.fullmatch(header) and int(header) <= COUNTER_MAX else None
+    if isinstance(field, int) and not isinstance(field, bool) and 0 <= field <= COUNTER_MAX:
+        return field
+    return None
 
 
 def _count(sessions: sessionmaker[Session], outcome: str, host: str | None = None,
@@ -123,7 +165,7 @@ def _count(sessions: sessionmaker[Session], outcome: str, host: str | None = Non
         log.warning("ingest %s not counted: %s", outcome, str(err).splitlines()[0])
 
 
-def _store(request: Request, token: str, body: Any) -> tuple[dict[str, Any], str, int | None]:
+def _store(request: Request, host: str, body: Any) -> tuple[dict[str, Any], int | None]:
     if not isinstance(body, dict) or not isinstance(body.get("snapshot"), dict):
         raise Refused("invalid", 422, 'body must be {"snapshot_id": ..., "snapshot": {...}}')
     sid = body.get("snapshot_id")
@@ -135,24 +177,30 @@ def _store(request: Request, token: str, body: Any) -> tuple[dict[str, Any], str
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise Refused("invalid", 422, f"snapshot does not match {SCHEMA}: "
                                       f"{type(err).__name__}: {err}") from err
-    sessions = request.app.state.sessions
-    with sessions.begin() as s:
-        host = fleetstate.host_for_token(s, token_hash(token))
-    if host is None:
-        raise Refused("forbidden", 403, "unknown or revoked token")
     if snap.host.hostname != host:
         raise Refused("forbidden", 403, f"this token writes only host {host!r}, not "
                                         f"{snap.host.hostname!r}")
-    # The collector's count of snapshots it dropped from a full spool: a header set when it
-    # sends (always current), or the body field of older senders.
-    header = request.headers.get("x-slabscope-spool-dropped", "")
-    dropped = int(header) if header.isdigit() else body.get("spool_dropped_total")
-    if not isinstance(dropped, int) or dropped < 0:
-        dropped = None
-    scrape_id = _write(sessions, snap, sid, dropped)
+    if host in (".", ".."):
+        # A URL path cannot carry it: a browser resolves /hosts/.. (even %2E%2E) to /.
+        raise Refused("invalid", 422, f"host name {host!r} cannot be shown: rename the host")
+    _check_taken_at(snap.taken_at)
+    dropped = _dropped(request.headers.get("x-slabscope-spool-dropped", ""),
+                       body.get("spool_dropped_total"))
+    scrape_id = _write(request.app.state.sessions, snap, sid, dropped)
     if scrape_id is None:
-        return {"status": "duplicate", "snapshot_id": sid}, host, dropped
-    return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}, host, dropped
+        return {"status": "duplicate", "snapshot_id": sid}, dropped
+    return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}, dropped
+
+
+def _check_taken_at(taken_at: datetime) -> None:
+    """A snapshot from the future would pin the host's last scrape and default ranges."""
+    if taken_at.tzinfo is None:
+        raise Refused("invalid", 422, "snapshot taken_at must carry a UTC offset")
+    latest = views.utcnow() + INGEST_MAX_CLOCK_SKEW
+    if taken_at > latest:
+        raise Refused("invalid", 422, f"snapshot taken_at {taken_at.isoformat()} is more than "
+                                      f"{INGEST_MAX_CLOCK_SKEW} ahead of the server's clock "
+                                      f"({latest.isoformat()} at the latest): check its clock")
 
 
 def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str,

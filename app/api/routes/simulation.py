@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query
 
 from app.deps import SessionDep
 from app.modelviews import projection_json, refcounts_json, result_json, to_workload, workload_json
+from app.schemas.api import ERROR_RESPONSES
 from app.schemas.simulation import SimulationIn
 from app.simulation import protocol
 from app.simulation.engine import simulate
 from app.simulation.eras import ERAS
 from app.simulation.scenarios import PRESETS, selftests
 
-router = APIRouter(prefix="/api/v1", tags=["model"])
+router = APIRouter(prefix="/api/v1", tags=["model"], responses=ERROR_RESPONSES)
 Era = Literal["pre-5.3", "v4-5/7", "5.3", "objcg", "objcg-kmem", "lru-reparent"]
 
 
