@@ -51,21 +51,25 @@ class Server:
     def __init__(self, url: str, port: int, **settings: Any) -> None:
         self.url, self.port, self.settings = url, port, settings
         self.srv: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
 
     def start(self) -> None:
         app = create_app(Settings(database_url=self.url, **self.settings))
         self.srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                  log_level="error"))
-        threading.Thread(target=self.srv.run, daemon=True).start()
+        self.thread = threading.Thread(target=self.srv.run, daemon=True)
+        self.thread.start()
         deadline = time.monotonic() + 15
         while not self.srv.started and time.monotonic() < deadline:
             time.sleep(0.05)
         assert self.srv.started
 
     def stop(self) -> None:
-        assert self.srv is not None
+        """Stop, and wait until the thread has ended and the port is free again."""
+        assert self.srv is not None and self.thread is not None
         self.srv.should_exit = True
-        time.sleep(0.5)
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), "the server did not stop within 15 s"
 
 
 @pytest.fixture
