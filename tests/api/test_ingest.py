@@ -31,17 +31,22 @@ def snapshot(host: str) -> dict[str, Any]:
     return snapshot_to_dict(replace(s, host=replace(s.host, hostname=host)))
 
 
-@pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
+def client_with_tokens(db_url: str, tokens: list[tuple[str, str]]) -> Iterator[TestClient]:
+    """A migrated database and an app whose hosts have these (host, token) pairs."""
     upgrade(db_url)
     app = create_app(Settings(database_url=db_url))
     with TestClient(app) as c:
         with app.state.sessions.begin() as s:
             now = datetime.now(UTC)
-            fleetstate.add_token(s, "vm-a", token_hash("token-a"), now)
-            fleetstate.add_token(s, "vm-b", token_hash("token-b"), now)
-            fleetstate.add_token(s, "vm-b", token_hash("old-b"), now)
+            for host, token in tokens:
+                fleetstate.add_token(s, host, token_hash(token), now)
         yield c
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    yield from client_with_tokens(db_url, [("vm-a", "token-a"), ("vm-b", "token-b"),
+                                           ("vm-b", "old-b")])
 
 
 def push(c: TestClient, token: str, body: bytes) -> Any:

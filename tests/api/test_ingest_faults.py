@@ -15,25 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.api.routes import ingest
-from app.api.routes.ingest import gzip_body, token_hash
-from app.config import Settings
+from app.api.routes.ingest import gzip_body
 from app.db import fleetstate
 from app.db import models as m
-from app.db.migrate import upgrade
-from app.main import create_app
-from tests.api.test_ingest import push, scrapes, snapshot
+from tests.api.test_ingest import client_with_tokens, push, scrapes, snapshot
 
 
 @pytest.fixture
 def client(db_url: str) -> Iterator[TestClient]:
-    upgrade(db_url)
-    app = create_app(Settings(database_url=db_url))
-    with TestClient(app) as c:
-        with app.state.sessions.begin() as s:
-            now = datetime.now(UTC)
-            fleetstate.add_token(s, "vm-a", token_hash("token-a"), now)
-            fleetstate.add_token(s, "..", token_hash("token-dots"), now)
-        yield c
+    yield from client_with_tokens(db_url, [("vm-a", "token-a"), ("..", "token-dots")])
 
 
 def counts(c: TestClient) -> dict[str, int]:
