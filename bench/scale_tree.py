@@ -10,7 +10,6 @@ listing (scandir) costs what it costs on a host.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -24,77 +23,12 @@ from pathlib import Path
 from app.collector.cgstate import read_bytes
 from app.collector.errors import CollectorError
 from app.collector.scrape import Collector, CollectorOptions
+from bench import scaletree
 
 ROOT = Path(__file__).resolve().parent.parent
-FIX = ROOT / "tests" / "fixtures"
-V1_CONTROL = ("cgroup.clone_children", "cgroup.event_control", "cgroup.procs",
-              "memory.failcnt", "memory.force_empty", "memory.kmem.failcnt",
-              "memory.kmem.limit_in_bytes", "memory.kmem.max_usage_in_bytes",
-              "memory.kmem.slabinfo", "memory.kmem.tcp.failcnt",
-              "memory.kmem.tcp.limit_in_bytes", "memory.kmem.tcp.max_usage_in_bytes",
-              "memory.kmem.tcp.usage_in_bytes", "memory.limit_in_bytes",
-              "memory.max_usage_in_bytes", "memory.memsw.failcnt", "memory.memsw.limit_in_bytes",
-              "memory.memsw.max_usage_in_bytes", "memory.memsw.usage_in_bytes",
-              "memory.move_charge_at_immigrate", "memory.numa_stat", "memory.oom_control",
-              "memory.pressure_level", "memory.soft_limit_in_bytes", "memory.swappiness",
-              "memory.use_hierarchy", "notify_on_release", "tasks")
-V2_CONTROL = ("cgroup.controllers", "cgroup.events", "cgroup.freeze", "cgroup.kill",
-              "cgroup.max.depth", "cgroup.max.descendants", "cgroup.pressure", "cgroup.procs",
-              "cgroup.subtree_control", "cgroup.threads", "cgroup.type", "cpu.pressure",
-              "cpu.stat", "io.pressure", "memory.events", "memory.events.local",
-              "memory.high", "memory.low", "memory.max", "memory.min", "memory.numa_stat",
-              "memory.oom.group", "memory.peak", "memory.pressure", "memory.reclaim",
-              "memory.swap.current", "memory.swap.events", "memory.swap.high",
-              "memory.swap.max", "memory.swap.peak", "memory.zswap.current",
-              "memory.zswap.max", "memory.zswap.writeback")
-
-
-def _vary(text: str, i: int) -> str:
-    out = []
-    for line in text.splitlines():
-        k, v = line.split()
-        n = int(v)
-        out.append(f"{k} {n + (i * 4096 if n > 4096 else i % 7)}")
-    return "\n".join(out) + "\n"
-
-
 def build(root: Path, n: int, layout: str) -> Path:
-    """Build the host under root (proc, sys, etc) with n cgroups below one parent."""
-    shutil.copytree(FIX / "host-6.18", root, symlinks=True)
-    if layout == "v1":
-        live = Path("/sys/fs/cgroup/memory/memory.stat")
-        stat = live.read_text() if live.exists() else (
-            FIX / "host-6.18/sys/fs/cgroup/memory/memory.stat").read_text()
-        base = root / "sys/fs/cgroup/memory/bench.slice"
-        files = {"memory.stat": stat, "memory.usage_in_bytes": "1234567\n",
-                 "memory.kmem.usage_in_bytes": "654321\n"}
-        control = V1_CONTROL
-    else:
-        cg = root / "sys/fs/cgroup"
-        shutil.rmtree(cg)
-        cg.mkdir()
-        (root / "proc/1/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n")
-        stat = (FIX / "third_party/opencontainers-cgroups/fs2-pod-cgroup/memory.stat"
-                ).read_text()
-        (cg / "cgroup.controllers").write_text("cpu io memory pids\n")
-        (cg / "memory.stat").write_text(stat)
-        (cg / "cgroup.stat").write_text(f"nr_descendants {n + 1}\nnr_dying_descendants "
-                                        f"{n // 2}\n")
-        base = cg / "bench.slice"
-        files = {"memory.stat": stat, "memory.current": "1234567\n",
-                 "cgroup.stat": "nr_descendants 0\nnr_dying_descendants 0\n"}
-        control = V2_CONTROL
-    per = 100
-    for i in range(n):
-        d = base / f"group-{i // per:03d}" / f"unit-{i:05d}.scope"
-        d.mkdir(parents=True)
-        for name, text in files.items():
-            (d / name).write_text(_vary(text, i) if name == "memory.stat" else text)
-        for name in control:
-            (d / name).touch()
-    for d in [base, *base.iterdir()]:  # the parents are cgroups too
-        for name, text in files.items():
-            (d / name).write_text(text)
+    """Build the host under root (proc, sys, etc) with n cgroups (half as many dying)."""
+    scaletree.build(root, layout, n, n // 2)
     return root
 
 

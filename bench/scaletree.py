@@ -33,6 +33,28 @@ ROOT = Path(__file__).resolve().parent.parent
 V2_STAT = ROOT / "tests/fixtures/third_party/opencontainers-cgroups/fs2-pod-cgroup/memory.stat"
 V1_STAT = ROOT / "tests/fixtures/host-6.18/sys/fs/cgroup/memory/memory.stat"
 SLICES = 100
+# Every cgroup directory also holds empty entries named like a real one's control files, so a
+# listing (scandir) of a parent costs what it costs on a host.
+V1_CONTROL = ("cgroup.clone_children", "cgroup.event_control", "cgroup.procs",
+              "memory.failcnt", "memory.force_empty", "memory.kmem.failcnt",
+              "memory.kmem.limit_in_bytes", "memory.kmem.max_usage_in_bytes",
+              "memory.kmem.slabinfo", "memory.kmem.tcp.failcnt",
+              "memory.kmem.tcp.limit_in_bytes", "memory.kmem.tcp.max_usage_in_bytes",
+              "memory.kmem.tcp.usage_in_bytes", "memory.limit_in_bytes",
+              "memory.max_usage_in_bytes", "memory.memsw.failcnt", "memory.memsw.limit_in_bytes",
+              "memory.memsw.max_usage_in_bytes", "memory.memsw.usage_in_bytes",
+              "memory.move_charge_at_immigrate", "memory.numa_stat", "memory.oom_control",
+              "memory.pressure_level", "memory.soft_limit_in_bytes", "memory.swappiness",
+              "memory.use_hierarchy", "notify_on_release", "tasks")
+V2_CONTROL = ("cgroup.controllers", "cgroup.events", "cgroup.freeze", "cgroup.kill",
+              "cgroup.max.depth", "cgroup.max.descendants", "cgroup.pressure", "cgroup.procs",
+              "cgroup.subtree_control", "cgroup.threads", "cgroup.type", "cpu.pressure",
+              "cpu.stat", "io.pressure", "memory.events", "memory.events.local",
+              "memory.high", "memory.low", "memory.max", "memory.min", "memory.numa_stat",
+              "memory.oom.group", "memory.peak", "memory.pressure", "memory.reclaim",
+              "memory.swap.current", "memory.swap.events", "memory.swap.high",
+              "memory.swap.max", "memory.swap.peak", "memory.zswap.current",
+              "memory.zswap.max", "memory.zswap.writeback")
 
 
 def _template(path: Path) -> list[tuple[str, int]]:
@@ -89,6 +111,8 @@ class Tree:
         d = self.cg_root / rel.lstrip("/") if rel != "/" else self.cg_root
         if create:
             d.mkdir(parents=True, exist_ok=True)
+            for name in V2_CONTROL if self.layout == "v2" else V1_CONTROL:
+                (d / name).touch()
         _write(d / "memory.stat", self.stat_text(rng))
         usage = str(rng.randrange(1 << 20, 1 << 30) // 4096 * 4096) + "\n"
         if self.layout == "v2":
