@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
@@ -83,9 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              settings.raw_retention_days)
         app.state.maintenance = upkeep
         upkeep.start()
-        yield
-        upkeep.stop()
-        engine.dispose()
+        try:
+            yield
+        finally:
+            # Off the event loop: stop() waits for a pass in progress.
+            await run_in_threadpool(upkeep.stop)
+            engine.dispose()
 
     app = FastAPI(title="slabscope", version=__version__, lifespan=lifespan,
                   description="Dying memory cgroups, slab caches and cgroup trees, host by "

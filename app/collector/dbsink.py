@@ -39,10 +39,12 @@ class DatabaseSink:
 
     def seed(self, collector: Collector, hostname: str) -> None:
         """Carry removal tracking over a restart: the last stored cgroups are 'previous'."""
+        from app.collector.sources.host import read_boot_id
         from app.db import store
+        boot = read_boot_id(collector.options.proc_root)
         try:
             with self.sessions() as s:
-                seed = store.latest_cgroups(s, hostname)
+                seed = store.latest_cgroups(s, hostname, boot)
                 if seed is not None:  # inside the session: the cgroups may be streamed
                     collector.seed_previous(*seed)
         except SQLAlchemyError as err:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from app.db import frames
@@ -57,15 +57,24 @@ def first_stats(session: Session, ids: Iterable[int]) -> dict[int, dict[str, int
     return out
 
 
-def latest_cgroups(session: Session, host_name: str) -> tuple[list[CgroupSample], datetime] | None:
+def latest_cgroups(session: Session, host_name: str, boot_id: str | None = None
+                   ) -> tuple[list[CgroupSample], datetime] | None:
     """A host's live cgroups as last stored, to seed removal tracking after a restart.
 
-    Figures from the latest series frame; memory.stat from the latest full frame where the
-    cgroup is in it (else its first-seen memory.stat), with newer series figures over it.
+    None when the last stored scrape is of another boot than `boot_id` (when both are
+    known): after a reboot the old cgroups were not removed, and a path that is back is a
+    new cgroup. Figures from the latest series frame; memory.stat from the latest full frame
+    where the cgroup is in it (else its first-seen memory.stat), with newer series figures
+    over it.
     """
     hid = session.scalar(select(m.Host.id).where(m.Host.name == host_name))
-    last = session.scalar(select(func.max(m.Scrape.taken_at)).where(m.Scrape.host_id == hid))
-    if hid is None or last is None:
+    row = session.execute(select(m.Scrape.taken_at, m.Scrape.boot_id)
+                          .where(m.Scrape.host_id == hid)
+                          .order_by(m.Scrape.taken_at.desc()).limit(1)).first()
+    if hid is None or row is None:
+        return None
+    last, stored_boot = row
+    if boot_id is not None and stored_boot is not None and stored_boot != boot_id:
         return None
     series_at, series = frame_at(session, hid, "series", None)
     full_at, full = frame_at(session, hid, "full", None)

@@ -168,7 +168,8 @@ class CgroupFrame(Base):
                             "taken_at"),)
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
-    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"))
+    scrape_id: Mapped[int] = mapped_column(ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           index=True)
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
     kind: Mapped[str] = mapped_column(String(8))
     rows_total: Mapped[int] = mapped_column(Integer)
@@ -184,7 +185,8 @@ class CgroupKmemCacheSample(Base):
                                            index=True)
     # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
     taken_day: Mapped[int] = mapped_column(Integer)
-    cgroup_id: Mapped[int] = mapped_column(ForeignKey("cgroup.id", ondelete="CASCADE"))
+    cgroup_id: Mapped[int] = mapped_column(ForeignKey("cgroup.id", ondelete="CASCADE"),
+                                           index=True)
     name: Mapped[str] = mapped_column(String(255))
     active_objs_total: Mapped[int] = mapped_column(BigInteger)
     num_objs_total: Mapped[int] = mapped_column(BigInteger)
@@ -240,7 +242,8 @@ class RemovedCgroup(Base):
     __table_args__ = (Index("ix_removed_cgroup_host_id_removed_at", "host_id", "removed_at"),)
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
-    cgroup_id: Mapped[int | None] = mapped_column(ForeignKey("cgroup.id", ondelete="SET NULL"))
+    cgroup_id: Mapped[int | None] = mapped_column(ForeignKey("cgroup.id", ondelete="SET NULL"),
+                                                  index=True)
     hierarchy: Mapped[str] = mapped_column(String(16))
     path: Mapped[str] = mapped_column(Text)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

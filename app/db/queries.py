@@ -274,7 +274,14 @@ def removed(session: Session, host_id: int, since: datetime | None, until: datet
         cond.append(m.RemovedCgroup.removed_at >= since)
     if until is not None:
         cond.append(m.RemovedCgroup.removed_at <= until)
-    total = counts.removed_count(session, host_id, since, until)
+    # Only what the list can page through: rows older than the retention are gone (their
+    # hours live on in removed_hourly, which the count would otherwise include).
+    oldest = session.scalar(select(func.min(m.RemovedCgroup.removed_at))
+                            .where(m.RemovedCgroup.host_id == host_id))
+    if oldest is None:
+        return [], 0
+    total = counts.removed_count(session, host_id, max(since, oldest) if since else oldest,
+                                 until)
     rows = list(session.scalars(select(m.RemovedCgroup).where(*cond)
                                 .order_by(m.RemovedCgroup.removed_at.desc(),
                                           m.RemovedCgroup.id.desc())

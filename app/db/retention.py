@@ -309,18 +309,22 @@ def run(session: Session, now: datetime, raw_days: float,
     rolled = rollup(session, now)
     made: list[str] = []
     if partitions.is_postgres(session):
-        deleted, dropped = drop_partitions(session, now, raw_days)
+        # Cgroup rows go only with the whole day their frames are in (partitions are days).
+        cut = partitions.day_start(partitions.day_of(now - timedelta(days=raw_days)))
+        gone = delete_removed(session, now, raw_days, before=cut)
         today = partitions.day_of(now)
         made = partitions.create_days(session, range(today, today + ahead_days + 1))
+        # Last: dropping takes the parents' exclusive lock, held until the caller commits.
+        deleted, dropped = drop_partitions(session, now, raw_days)
     else:
         deleted, dropped = delete_raw(session, now, raw_days), []
-    gone = delete_removed(session, now, raw_days)
+        gone = delete_removed(session, now, raw_days)
     return RetentionReport(rolled.first, _floor_hour(now), rolled.scrape_hours,
                            rolled.cache_hours, deleted, tuple(dropped), tuple(made), gone)
 
 
 def delete_removed(session: Session, now: datetime, raw_days: float,
-                   batch: int = 5000) -> int:
+                   batch: int = 5000, before: datetime | None = None) -> int:
     """Removal records and the rows of cgroups removed before the retention, whose hours
     `removed_hourly` holds.
 
@@ -331,7 +335,8 @@ def delete_removed(session: Session, now: datetime, raw_days: float,
     rolled = session.scalar(select(func.max(m.RemovedHourly.hour_at)))
     if rolled is None:
         return 0
-    limit = _floor_hour(min(now - timedelta(days=raw_days), rolled + timedelta(hours=1)))
+    limit = _floor_hour(min(now - timedelta(days=raw_days), rolled + timedelta(hours=1),
+                            before or now))
     total = 0
     for hid in session.scalars(select(m.Host.id)).all():
         for model in (m.RemovedCgroup, m.Cgroup):  # records first: they point at cgroups

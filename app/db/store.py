@@ -232,15 +232,19 @@ def _lookup_cgroups(session: Session, host_id: int, snap: Snapshot) -> _Cgroups:
             wanted.update(zip(x.hierarchies, x.paths, strict=True))
     missing = wanted - ids.keys()
     removed: set[int] = set()
-    paths = sorted({p for _, p in missing})
-    for i in range(0, len(paths), _CHUNK):
-        for h, p, cid, gone in session.execute(
-                select(t.c.hierarchy, t.c.path, t.c.id, t.c.removed_at)
-                .where(t.c.host_id == host_id, t.c.path.in_(paths[i:i + _CHUNK]))).all():
-            if (h, p) in missing:
-                ids[(h, p)] = cid
-                if gone is not None:
-                    removed.add(cid)
+    # By (hierarchy, path): the unique index's order, so each lookup is an index probe and
+    # not a scan of every cgroup the host ever had.
+    for hier in sorted({h for h, _ in missing}):
+        paths = sorted(p for h, p in missing if h == hier)
+        for i in range(0, len(paths), _CHUNK):
+            for h, p, cid, gone in session.execute(
+                    select(t.c.hierarchy, t.c.path, t.c.id, t.c.removed_at)
+                    .where(t.c.host_id == host_id, t.c.hierarchy == hier,
+                           t.c.path.in_(paths[i:i + _CHUNK]))).all():
+                if (h, p) in missing:
+                    ids[(h, p)] = cid
+                    if gone is not None:
+                        removed.add(cid)
     return _Cgroups(host_id, ids, removed)
 
 

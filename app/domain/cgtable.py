@@ -83,7 +83,11 @@ class CgroupTable:
 
 def table_from_rows(columns: Sequence[str], keys: Sequence[tuple[str, str]],
                     rows: Sequence[Mapping[str, int]]) -> CgroupTable:
-    """Build a table from one mapping per cgroup (tests, the wire format, migrations)."""
+    """Build a table from one mapping per cgroup (tests, the wire format, migrations).
+
+    A value outside u64 (an old collector's negative per-CPU drift) is left absent, as the
+    collector's own tables do; the cgroup's whole memory.stat blob keeps it as printed.
+    """
     n = len(keys)
     values = []
     present = []
@@ -92,7 +96,7 @@ def table_from_rows(columns: Sequence[str], keys: Sequence[tuple[str, str]],
         p = bytearray(n)
         for i, r in enumerate(rows):
             x = r.get(c)
-            if x is not None:
+            if x is not None and 0 <= x <= U64_MAX:
                 v[i] = x
                 p[i] = 1
         values.append(v)

@@ -21,7 +21,7 @@ import pytest
 from app.collector.daemon import Daemon
 from app.collector.push import Pusher, PushSink, Spool
 from app.collector.scrape import Collector, CollectorOptions
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 
 FIXTURE = ROOT / "tests/fixtures/host-6.18"
 
@@ -165,8 +165,7 @@ def test_stale_tmp_files_are_removed_at_start(tmp_path: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 64 kB tmpfs (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
     d = tmp_path / "disk"
     d.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], check=True)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import counts as q
 from app.db import models as m
+from app.db import queries
 from app.db.maintenance import Maintenance
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
@@ -159,4 +160,6 @@ def test_old_removals_and_their_cgroups_go_with_the_retention(db_url: str) -> No
         assert sorted(s.scalars(select(m.Cgroup.path))) == ["/live", "/new-0", "/new-1",
                                                             "/new-2"]
         assert q.removed_totals(s, [hid]) == {hid: 6}  # the old ones live on in the rollup
+        rows, total = queries.removed(s, hid, None, None, 100, 0)
+        assert total == len(rows) == 3  # the list's total counts only rows it can show
     engine.dispose()

@@ -171,7 +171,7 @@ def test_concurrent_runs_give_one_result(sessions: sessionmaker[Session],
                                          hosts: dict[str, int]) -> None:
     with sessions() as s:
         before = _series(s, hosts)
-    gate = threading.Barrier(2)
+    gate = threading.Barrier(2, timeout=30)
     reports: list[retention.RetentionReport] = []
     errors: list[BaseException] = []
 
@@ -187,7 +187,8 @@ def test_concurrent_runs_give_one_result(sessions: sessionmaker[Session],
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(60)
+        assert not t.is_alive(), "a retention run did not finish within 60 s"
     assert errors == []
     assert sorted(r.raw_scrapes_deleted for r in reports) == [0, 2 * 2 * 96]
     assert sorted(r.scrape_hours for r in reports) == [0, 2 * 96]

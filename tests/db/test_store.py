@@ -205,6 +205,10 @@ def test_latest_cgroups_seeds_removal_after_restart(sessions: sessionmaker[Sessi
     with sessions() as s:
         seed = store.latest_cgroups(s, "vm")
         assert store.latest_cgroups(s, "nobody") is None
+        boot = s.scalar(select(m.Scrape.boot_id).limit(1))
+        assert boot is not None and store.latest_cgroups(s, "vm", boot) is not None
+        # After a reboot the stored cgroups were not removed: nothing to seed from.
+        assert store.latest_cgroups(s, "vm", "another-boot-id") is None
     assert seed is not None
     got, taken_at = seed
     assert taken_at == T0 + timedelta(minutes=3)
