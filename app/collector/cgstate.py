@@ -59,7 +59,7 @@ class Entry:
     """One cgroup's last read figures, compact."""
 
     __slots__ = ("cgschema", "cgstat", "kmem", "odd", "read_at", "schema", "seen", "stat",
-                 "usage")
+                 "tried", "usage")
 
     def __init__(self) -> None:
         self.stat: array[int] | None = None  # memory.stat values in schema order ('I' or 'Q')
@@ -71,6 +71,7 @@ class Entry:
         self.odd: dict[str, int] | None = None  # memory.stat values outside u64
         self.read_at: datetime | None = None  # None: listed but never read successfully
         self.seen: datetime | None = None  # the last listing that had it
+        self.tried: datetime | None = None  # the last read attempted, failed or not
 
 
 class FileGone(Exception):
@@ -219,6 +220,7 @@ class HierarchyState:
         e = self.entries.get(rel)
         if e is None:
             e = self.entries[rel] = Entry()
+        e.tried = at
         d = self.dir_of(rel)
         try:
             if self.v1:

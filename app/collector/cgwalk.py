@@ -67,6 +67,7 @@ class CgroupTracker:
                 e.cgstat = array("Q", (min(max(v, 0), (1 << 64) - 1)
                                        for v in c.cgroup_stat.values()))
             e.usage, e.kmem, e.read_at = c.memory_usage_bytes, c.kmem_usage_bytes, taken_at
+            e.tried = taken_at
         if seeded:  # an empty seed is no listing: else every cgroup would be "new" at once
             self.listed_at = taken_at
 
@@ -91,7 +92,8 @@ class CgroupTracker:
                 if e is None:
                     e = hs.entries[rel] = Entry()
                 e.seen = taken_at
-                if e.read_at is None:
+                # Read at first sight; one that failed waits for the walk, not every tick.
+                if e.tried is None:
                     unread.append(rel)
             removed += self._removals(hs, taken_at, errors)
             for rel in unread:
@@ -103,7 +105,7 @@ class CgroupTracker:
             if walk:
                 for rel in listed:
                     e = hs.entries.get(rel)
-                    if e is not None and e.read_at is not taken_at:
+                    if e is not None and e.tried is not taken_at:  # once a tick at most
                         hs.read(rel, taken_at, errors)
         self.listed_at = taken_at
         return new, removed

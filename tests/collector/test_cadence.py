@@ -318,3 +318,18 @@ def test_empty_seed_is_a_fresh_start(tree: Path) -> None:
     c.seed_previous([], T0 - timedelta(minutes=5))
     s = _at(c, clock, 0)
     assert s.new_cgroups == () and s.removed == () and s.full is not None
+
+
+def test_a_cgroup_whose_read_fails_is_retried_by_the_walk_not_every_tick(tree: Path) -> None:
+    clock = Clock()
+    c = _collector(tree, clock)
+    _at(c, clock, 0)
+    d = _mk(tree, "/broken")
+    (d / "memory.stat").write_text("anon twelve\n")  # no good line: the read fails
+
+    def errs(s: Snapshot) -> int:
+        return sum(1 for e in s.errors if e.path.endswith("/broken/memory.stat"))
+
+    assert errs(_at(c, clock, 15)) == 1  # first sight
+    assert errs(_at(c, clock, 30)) == 0  # not again on a plain tick
+    assert errs(_at(c, clock, 60)) == 1  # the walk retries it, once
