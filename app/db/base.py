@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -53,3 +53,12 @@ def utc(value: Any) -> datetime:
     """
     t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def insert_on_conflict(session: Session, target: Any) -> Any:
+    """An INSERT that takes ON CONFLICT (DO NOTHING / DO UPDATE) in the session's dialect:
+    PostgreSQL's, else SQLite's (the two databases slabscope runs on)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(target)
+    return sqlite.insert(target)

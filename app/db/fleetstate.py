@@ -7,13 +7,12 @@ transaction; nothing here commits.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
-from app.db.base import Base
+from app.db.base import Base, insert_on_conflict
 
 
 def count_scrapes(session: Session, host_name: str | None = None) -> int:
@@ -54,18 +53,10 @@ def tokens(session: Session) -> list[m.HostToken]:
 # a hot row on PostgreSQL, locked until commit).
 
 
-def _upsert(session: Session, model: type[Base]) -> Any:
-    """An INSERT that takes ON CONFLICT, in this session's dialect (PostgreSQL or SQLite)."""
-    # Imported here: the two dialects' INSERT constructs are only needed by the upserts below.
-    from sqlalchemy.dialects import postgresql, sqlite
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
-
-
 def count_ingest(session: Session, outcome: str, n: int = 1) -> None:
     """Add n to the ingest counter of an outcome (stored, duplicate, forbidden, ...)."""
-    ins = _upsert(session, m.IngestCounter).values(outcome=outcome, requests_total=n)
+    ins = insert_on_conflict(session, m.IngestCounter).values(outcome=outcome,
+                                                              requests_total=n)
     session.execute(ins.on_conflict_do_update(
         index_elements=["outcome"],
         set_={"requests_total": m.IngestCounter.requests_total + ins.excluded.requests_total}))
@@ -80,7 +71,8 @@ def ingest_counts(session: Session) -> dict[str, int]:
 
 def record_spool_dropped(session: Session, host_name: str, total: int) -> None:
     """Keep the largest total of dropped snapshots a host's collector has reported."""
-    ins = _upsert(session, m.HostSpoolDropped).values(host_name=host_name, dropped_total=total)
+    ins = insert_on_conflict(session, m.HostSpoolDropped).values(host_name=host_name,
+                                                                 dropped_total=total)
     session.execute(ins.on_conflict_do_update(
         index_elements=["host_name"], set_={"dropped_total": ins.excluded.dropped_total},
         where=ins.excluded.dropped_total > m.HostSpoolDropped.dropped_total))
@@ -115,7 +107,7 @@ def claim_alerts(session: Session, host_name: str, rules: set[str], now: datetim
     if not rules:
         return set()
     # Rows in one order in every caller, so two concurrent claims cannot deadlock.
-    ins = _upsert(session, m.AlertState).values(
+    ins = insert_on_conflict(session, m.AlertState).values(
         [{"host_name": host_name, "rule": r, "fired_at": now, "claimed_at": now}
          for r in sorted(rules)])
     won = set(session.scalars(ins.on_conflict_do_nothing(index_elements=["host_name", "rule"])

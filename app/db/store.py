@@ -10,12 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Table, bindparam, insert, null, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db import models as m
 from app.db import partitions, slabframes
-from app.db.base import Base
+from app.db.base import Base, insert_on_conflict
 from app.db.cgroups import latest_cgroups
 from app.db.frames import memory_figures
 from app.domain import cgtable as ct
@@ -131,8 +130,8 @@ def _write_scrape(session: Session, host_id: int, snap: Snapshot,
     dialect = session.connection().dialect.name
     if snapshot_id is not None and dialect in ("postgresql", "sqlite"):
         # One statement for the idempotency check and the insert: a repeat inserts nothing.
-        ins = (postgresql.insert(t) if dialect == "postgresql" else sqlite.insert(t))
-        sid = session.scalar(ins.values(values).on_conflict_do_nothing().returning(t.c.id))
+        ins = insert_on_conflict(session, t).values(values).on_conflict_do_nothing()
+        sid = session.scalar(ins.returning(t.c.id))
         if sid is None:
             raise SnapshotConflict(snapshot_id)
         return int(sid)

@@ -34,9 +34,10 @@ def counts(c: TestClient) -> dict[str, int]:
 def test_an_unknown_token_is_refused_before_the_body_is_decompressed(
         client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     def never(*_: Any) -> Any:
-        raise AssertionError("a body was parsed for an unknown token")
-    monkeypatch.setattr(ingest, "json", type("J", (), {"loads": staticmethod(never)}))
-    r = push(client, "nope", b"\x1f\x8b not gzip at all")
+        raise AssertionError("a body was decompressed or parsed for an unknown token")
+    monkeypatch.setattr(ingest, "_parse", never)
+    monkeypatch.setattr(ingest, "_decompress", never)
+    r = push(client, "nope", gzip_body("0123456789abcdef", snapshot("vm-a")))
     assert r.status_code == 403 and r.json()["detail"] == "unknown or revoked token"
     assert counts(client) == {"forbidden": 1}
 
