@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import Float, case, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.db import models as m
+from app.db.base import valid_u64
 from app.db.queries import MAX_POINTS, epoch_seconds
 from app.domain.history import HostHistory, RemovalBucket
 
@@ -34,21 +35,27 @@ def bucket_width(since: datetime, until: datetime) -> int:
 
 
 def _removal_aggregates() -> list[Any]:
+    # A figure >= 2^63 (counter underflow) counts as unknown: 0 in the sums, not known.
     r = m.RemovedCgroup
-    file, shm = func.coalesce(r.file_bytes, 0), func.coalesce(r.shmem_bytes, 0)
-    kst = func.coalesce(r.kernel_stack_bytes, 0)
+    file = func.coalesce(valid_u64(r.file_bytes), 0)
+    shm = func.coalesce(valid_u64(r.shmem_bytes), 0)
+    kst = func.coalesce(valid_u64(r.kernel_stack_bytes), 0)
+    slab = valid_u64(r.slab_bytes)
 
     def n(cond: Any) -> Any:
         return func.sum(case((cond, 1), else_=0))
+
+    def total(v: Any) -> Any:  # float: a sum of u64 figures does not fit 64 bits
+        return func.sum(cast(v, Float))
     return [func.count(r.id), n(file > 0), n(shm > 0), n((file > 0) & (shm == 0)), n(kst > 0),
-            func.count(r.slab_bytes), func.sum(file), func.sum(shm),
-            func.sum(func.coalesce(r.slab_bytes, 0)), func.sum(kst)]
+            func.count(slab), total(file), total(shm), total(func.coalesce(slab, 0)), total(kst)]
 
 
 REMOVED_ROLLUP = ("removed_total", "with_file_total", "with_shmem_total",
                   "pagecache_only_total", "with_kernel_stack_total", "slab_known_total",
                   "file_bytes_sum", "shmem_bytes_sum", "slab_bytes_sum",
                   "kernel_stack_bytes_sum")
+REMOVED_SUMS = frozenset(REMOVED_ROLLUP[6:])
 
 
 def rollup_removed(session: Session, now: datetime,
@@ -77,7 +84,8 @@ def rollup_removed(session: Session, now: datetime,
     if rows:
         session.execute(insert(m.RemovedHourly), [
             {"host_id": x[0], "hour_at": datetime.fromtimestamp(float(x[1]) * HOUR, UTC),
-             **{k: int(v or 0) for k, v in zip(REMOVED_ROLLUP, x[2:], strict=True)}}
+             **{k: (float if k in REMOVED_SUMS else int)(v or 0)
+                for k, v in zip(REMOVED_ROLLUP, x[2:], strict=True)}}
             for x in rows])
     return len(rows)
 
@@ -140,7 +148,8 @@ def dying_live(session: Session, host_id: int, since: datetime, until: datetime,
     for lo, hi, incl in _raw_ranges(span, since, until):
         upper = s.taken_at <= hi if incl else s.taken_at < hi
         _merge(acc, session.execute(
-            select(b, func.max(s.memcg_dying_total), func.max(s.memcg_visible_total))
+            select(b, func.max(valid_u64(s.memcg_dying_total)),
+                   func.max(valid_u64(s.memcg_visible_total)))
             .where(s.host_id == host_id, s.taken_at >= lo, upper).group_by(b)).all(),
             ("max", "max"))
     return [(k, v[0], None if math.isnan(v[1]) else v[1])

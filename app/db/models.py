@@ -21,10 +21,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, UTCDateTime
+from app.db.base import U64, Base, UTCDateTime
 
 JSONDict = JSON().with_variant(JSON(), "postgresql")
 BigInt = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY rowid
+# u64 columns that were INTEGER before 0010 (still INTEGER on SQLite, BIGINT on PostgreSQL).
+U64_INT = U64(sqlite_integer=True)
+# Columns made wider by 0010 on PostgreSQL only: SQLite stores 64 bits in any INTEGER.
+SmallBig = BigInteger().with_variant(Integer(), "sqlite")
+SumFloat = Float().with_variant(BigInteger(), "sqlite")
 
 
 class Host(Base):
@@ -65,18 +70,18 @@ class Scrape(Base):
     boot_id: Mapped[str | None] = mapped_column(String(64))
     kernel_release: Mapped[str] = mapped_column(String(255))
     era: Mapped[str] = mapped_column(String(32))
-    memcg_num_cgroups_total: Mapped[int | None] = mapped_column(Integer)  # /proc/cgroups
-    memcg_total: Mapped[int | None] = mapped_column(Integer)
-    memcg_visible_total: Mapped[int | None] = mapped_column(Integer)
-    memcg_dying_total: Mapped[int | None] = mapped_column(Integer)
+    memcg_num_cgroups_total: Mapped[int | None] = mapped_column(U64_INT)  # /proc/cgroups
+    memcg_total: Mapped[int | None] = mapped_column(U64_INT)
+    memcg_visible_total: Mapped[int | None] = mapped_column(U64_INT)
+    memcg_dying_total: Mapped[int | None] = mapped_column(U64_INT)
     memcg_method: Mapped[str] = mapped_column(Text)
-    mem_total_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    sreclaimable_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    sunreclaim_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    percpu_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mem_total_bytes: Mapped[int | None] = mapped_column(U64())
+    slab_bytes: Mapped[int | None] = mapped_column(U64())
+    sreclaimable_bytes: Mapped[int | None] = mapped_column(U64())
+    sunreclaim_bytes: Mapped[int | None] = mapped_column(U64())
+    percpu_bytes: Mapped[int | None] = mapped_column(U64())
+    kernel_stack_bytes: Mapped[int | None] = mapped_column(U64())
+    shmem_bytes: Mapped[int | None] = mapped_column(U64())
     errors_total: Mapped[int] = mapped_column(Integer, default=0)
     # Whole files as JSON, loaded only when read (pages never need them: ~230 keys a row).
     # meminfo/vmstat whole only on host_full scrapes (settings host_full_interval_seconds).
@@ -108,11 +113,11 @@ class SlabCache(Base):
     host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     aliases_json: Mapped[list[str]] = mapped_column(JSONDict)
-    object_size_bytes: Mapped[int] = mapped_column(Integer)
-    slab_size_bytes: Mapped[int | None] = mapped_column(Integer)
-    objs_per_slab_total: Mapped[int] = mapped_column(Integer)
-    pages_per_slab_total: Mapped[int] = mapped_column(Integer)
-    order: Mapped[int | None] = mapped_column(Integer)
+    object_size_bytes: Mapped[int] = mapped_column(U64_INT)
+    slab_size_bytes: Mapped[int | None] = mapped_column(U64_INT)
+    objs_per_slab_total: Mapped[int] = mapped_column(U64_INT)
+    pages_per_slab_total: Mapped[int] = mapped_column(U64_INT)
+    order: Mapped[int | None] = mapped_column(U64_INT)
     reclaim_account: Mapped[bool | None] = mapped_column(Boolean)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -188,12 +193,12 @@ class CgroupKmemCacheSample(Base):
     cgroup_id: Mapped[int] = mapped_column(ForeignKey("cgroup.id", ondelete="CASCADE"),
                                            index=True)
     name: Mapped[str] = mapped_column(String(255))
-    active_objs_total: Mapped[int] = mapped_column(BigInteger)
-    num_objs_total: Mapped[int] = mapped_column(BigInteger)
-    object_size_bytes: Mapped[int] = mapped_column(Integer)
-    objs_per_slab_total: Mapped[int] = mapped_column(Integer)
-    pages_per_slab_total: Mapped[int] = mapped_column(Integer)
-    num_slabs_total: Mapped[int] = mapped_column(BigInteger)
+    active_objs_total: Mapped[int] = mapped_column(U64())
+    num_objs_total: Mapped[int] = mapped_column(U64())
+    object_size_bytes: Mapped[int] = mapped_column(U64_INT)
+    objs_per_slab_total: Mapped[int] = mapped_column(U64_INT)
+    pages_per_slab_total: Mapped[int] = mapped_column(U64_INT)
+    num_slabs_total: Mapped[int] = mapped_column(U64())
 
 
 class MemcgCacheSample(Base):
@@ -206,14 +211,14 @@ class MemcgCacheSample(Base):
     # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
     taken_day: Mapped[int] = mapped_column(Integer)
     root_cache: Mapped[str] = mapped_column(String(255))
-    memcg_serial: Mapped[int] = mapped_column(BigInteger)
+    memcg_serial: Mapped[int] = mapped_column(U64())
     cgroup_name: Mapped[str] = mapped_column(Text)
-    slabs_total: Mapped[int | None] = mapped_column(BigInteger)
-    total_objects_total: Mapped[int | None] = mapped_column(BigInteger)
-    objects_total: Mapped[int | None] = mapped_column(BigInteger)
-    order: Mapped[int | None] = mapped_column(Integer)
-    object_size_bytes: Mapped[int | None] = mapped_column(Integer)
-    objs_per_slab_total: Mapped[int | None] = mapped_column(Integer)
+    slabs_total: Mapped[int | None] = mapped_column(U64())
+    total_objects_total: Mapped[int | None] = mapped_column(U64())
+    objects_total: Mapped[int | None] = mapped_column(U64())
+    order: Mapped[int | None] = mapped_column(U64_INT)
+    object_size_bytes: Mapped[int | None] = mapped_column(U64_INT)
+    objs_per_slab_total: Mapped[int | None] = mapped_column(U64_INT)
 
 
 class MemcgSlabinfoSample(Base):
@@ -226,13 +231,13 @@ class MemcgSlabinfoSample(Base):
     # The scrape's UTC day number, the partition key on PostgreSQL (app/db/partitions.py).
     taken_day: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(255))
-    css_id: Mapped[int | None] = mapped_column(Integer)
+    css_id: Mapped[int | None] = mapped_column(U64_INT)
     dead: Mapped[bool] = mapped_column(Boolean)
     deact: Mapped[bool] = mapped_column(Boolean)
-    active_objs_total: Mapped[int] = mapped_column(BigInteger)
-    num_objs_total: Mapped[int] = mapped_column(BigInteger)
-    active_slabs_total: Mapped[int] = mapped_column(BigInteger)
-    num_slabs_total: Mapped[int] = mapped_column(BigInteger)
+    active_objs_total: Mapped[int] = mapped_column(U64())
+    num_objs_total: Mapped[int] = mapped_column(U64())
+    active_slabs_total: Mapped[int] = mapped_column(U64())
+    num_slabs_total: Mapped[int] = mapped_column(U64())
 
 
 class RemovedCgroup(Base):
@@ -248,11 +253,11 @@ class RemovedCgroup(Base):
     path: Mapped[str] = mapped_column(Text)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_memory_usage_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    file_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    shmem_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    slab_bytes: Mapped[int | None] = mapped_column(BigInteger)
-    kernel_stack_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    last_memory_usage_bytes: Mapped[int | None] = mapped_column(U64())
+    file_bytes: Mapped[int | None] = mapped_column(U64())
+    shmem_bytes: Mapped[int | None] = mapped_column(U64())
+    slab_bytes: Mapped[int | None] = mapped_column(U64())
+    kernel_stack_bytes: Mapped[int | None] = mapped_column(U64())
     last_memory_stat: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # pack_stat
     stat_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -279,7 +284,7 @@ class ScrapeHourly(Base):
     # The hour's raw scrapes are gone (retention): late rows add to it, never replace it.
     raw_dropped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     memcg_dying_sum_total: Mapped[float | None] = mapped_column(Float)
-    memcg_dying_max_total: Mapped[int | None] = mapped_column(Integer)
+    memcg_dying_max_total: Mapped[int | None] = mapped_column(SmallBig)
     memcg_live_sum_total: Mapped[float | None] = mapped_column(Float)
     memcg_total_sum_total: Mapped[float | None] = mapped_column(Float)
     slab_bytes_sum: Mapped[float | None] = mapped_column(Float)
@@ -364,7 +369,7 @@ class RemovedHourly(Base):
     pagecache_only_total: Mapped[int] = mapped_column(Integer)
     with_kernel_stack_total: Mapped[int] = mapped_column(Integer)
     slab_known_total: Mapped[int] = mapped_column(Integer)
-    file_bytes_sum: Mapped[int] = mapped_column(BigInteger)
-    shmem_bytes_sum: Mapped[int] = mapped_column(BigInteger)
-    slab_bytes_sum: Mapped[int] = mapped_column(BigInteger)
-    kernel_stack_bytes_sum: Mapped[int] = mapped_column(BigInteger)
+    file_bytes_sum: Mapped[float] = mapped_column(SumFloat)
+    shmem_bytes_sum: Mapped[float] = mapped_column(SumFloat)
+    slab_bytes_sum: Mapped[float] = mapped_column(SumFloat)
+    kernel_stack_bytes_sum: Mapped[float] = mapped_column(SumFloat)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, func, select, union_all
+from sqlalchemy import Float, Select, and_, cast, func, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -20,7 +20,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.db import counts, slabframes
 from app.db import models as m
-from app.db.base import utc
+from app.db.base import utc, valid_u64
 
 MAX_POINTS = 2000
 
@@ -174,7 +174,10 @@ def _bucketed(session: Session, values: dict[str, Any], where: Sequence[Any],
     bucket = func.floor(t / step)
     cols = []
     for n in names:
-        cols += [func.sum(values[n]), func.count(values[n])]
+        # Values >= 2^63 (counter underflow) are left out of the means; the sums are
+        # floats (SQLite's integer sum() raises past 2^63).
+        v = valid_u64(values[n])
+        cols += [func.sum(cast(v, Float)), func.count(v)]
     q: Select[Any] = select(bucket.label("b"), *cols).select_from(m.Scrape)
     if join is not None:
         q = q.join(*join)
@@ -308,7 +311,7 @@ def _dying_at_or_after(host_ids: Sequence[int], when: dict[int, datetime],
         return {}
     parts = [select(m.Scrape.host_id, m.Scrape.taken_at, m.Scrape.memcg_dying_total)
              .where(m.Scrape.host_id == hid, m.Scrape.taken_at >= when[hid],
-                    m.Scrape.memcg_dying_total.is_not(None))
+                    m.Scrape.memcg_dying_total >= 0)  # not NULL, below 2^63
              .order_by(m.Scrape.taken_at).limit(1).subquery().select()
              for hid in host_ids]
     stmt = parts[0] if len(parts) == 1 else union_all(*parts)
@@ -323,7 +326,8 @@ def fleet(session: Session, limit: int, offset: int,
     latest = (select(m.Host, m.Scrape)
               .outerjoin(m.Scrape, and_(m.Scrape.host_id == m.Host.id,
                                         m.Scrape.taken_at == m.Host.last_seen_at))
-              .order_by(func.coalesce(m.Scrape.memcg_dying_total, -1).desc(), m.Host.name)
+              .order_by(func.coalesce(valid_u64(m.Scrape.memcg_dying_total), -1).desc(),
+                        m.Host.name)
               .limit(limit).offset(offset))
     pairs = session.execute(latest).all()
     seen: dict[int, tuple[m.Host, m.Scrape | None]] = {}
@@ -357,7 +361,7 @@ def sparklines(session: Session, last: dict[int, datetime],
     lo = min(last.values()) - timedelta(hours=24)
     b = func.floor(epoch_seconds(m.Scrape.taken_at) / step)
     for hid, bucket, v in session.execute(
-            select(m.Scrape.host_id, b, func.avg(m.Scrape.memcg_dying_total))
+            select(m.Scrape.host_id, b, func.avg(valid_u64(m.Scrape.memcg_dying_total)))
             .where(m.Scrape.host_id.in_(ids), m.Scrape.taken_at >= lo)
             .group_by(m.Scrape.host_id, b).order_by(m.Scrape.host_id, b)).all():
         if v is not None and float(bucket) * step >= last[hid].timestamp() - 86_400 - step:

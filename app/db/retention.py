@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, text, update
+from sqlalchemy import Float, Table, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
 from app.db import partitions, slabframes
-from app.db.base import Base
+from app.db.base import Base, valid_u64
 from app.db.modelinput import rollup_removed
 from app.db.queries import epoch_seconds
 
@@ -132,13 +132,19 @@ def _scrape_rows(session: Session, host: int, frm: datetime, upto: datetime
     s = m.Scrape
     h = func.floor(epoch_seconds(s.taken_at) / HOUR)
     out = {}
+
+    def total(col: Any) -> Any:
+        # Values >= 2^63 are counter underflow: left out. Float sums (as the columns are):
+        # SQLite's integer sum() raises past 2^63.
+        return func.sum(cast(valid_u64(col), Float))
+
     for r in session.execute(
-            select(h, func.count(s.id), func.sum(s.memcg_dying_total),
-                   func.max(s.memcg_dying_total), func.sum(s.memcg_visible_total),
-                   func.sum(s.memcg_total), func.sum(s.slab_bytes),
-                   func.sum(s.sreclaimable_bytes), func.sum(s.sunreclaim_bytes),
-                   func.sum(s.percpu_bytes), func.sum(s.kernel_stack_bytes),
-                   func.sum(s.shmem_bytes))
+            select(h, func.count(s.id), total(s.memcg_dying_total),
+                   func.max(valid_u64(s.memcg_dying_total)), total(s.memcg_visible_total),
+                   total(s.memcg_total), total(s.slab_bytes),
+                   total(s.sreclaimable_bytes), total(s.sunreclaim_bytes),
+                   total(s.percpu_bytes), total(s.kernel_stack_bytes),
+                   total(s.shmem_bytes))
             .where(s.host_id == host, s.taken_at >= frm, s.taken_at < upto).group_by(h)).all():
         out[int(r[0])] = {
             "host_id": host, "hour_at": _at(int(r[0])), "scrapes_total": r[1],

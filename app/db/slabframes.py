@@ -22,6 +22,9 @@ METRICS: dict[str, str] = {"bytes": "slab_bytes", "objects": "num_objs",
                            "active_objs": "active_objs", "slabs": "num_slabs"}
 
 Row = Mapping[str, int | None]
+# A count of 2^63 or more is per-CPU counter underflow, not a count: frames keep it exactly
+# (and the cache table shows it), but charts and rollups leave it out, as an absent cell.
+SANE = 1 << 63
 
 
 def pack(rows: Mapping[int, Row]) -> bytes:
@@ -78,7 +81,7 @@ def bucket_sums(frames: Iterable[Any], cid: int, metrics: Sequence[str],
         if row is None:
             row = acc[b] = [0] * width
         for k, v in enumerate(cells):
-            if v is not None:
+            if v is not None and v < SANE:
                 row[2 * k] += v
                 row[2 * k + 1] += 1
     return acc
@@ -98,7 +101,8 @@ def rollup_sums(frames: Iterable[Any], widths: Sequence[int]
         cols = {c: (v, p) for c, v, p in zip(columns, values, present, strict=True)}
         picked = [cols.get(c) for c in ("slab_bytes", "num_objs", "active_objs", "num_slabs")]
         for k, cid in enumerate(ids):
-            cells = [vp[0][k] if vp is not None and vp[1][k] else 0 for vp in picked]
+            cells = [vp[0][k] if vp is not None and vp[1][k] and vp[0][k] < SANE else 0
+                     for vp in picked]
             for w, by in acc.items():
                 row = by.get((cid, ts // w))
                 if row is None:

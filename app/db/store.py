@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.db import models as m
 from app.db import partitions, slabframes
-from app.db.base import Base, insert_on_conflict
+from app.db.base import U64, U64_MAX, Base, encode_u64, insert_on_conflict
 from app.db.cgroups import latest_cgroups
 from app.db.frames import memory_figures
 from app.domain import cgtable as ct
@@ -41,6 +41,8 @@ def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]
     table = Base.metadata.tables[model.__tablename__]
     cols = list(rows[0])
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    # COPY passes values as they are: the u64 columns' two's complement is applied here.
+    u64_cols = {c.name for c in table.columns if isinstance(c.type, U64)}
     raw = conn.connection.driver_connection
     quote = conn.dialect.identifier_preparer.quote  # "order" is a column name
     assert raw is not None
@@ -48,7 +50,9 @@ def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]
             f"COPY {quote(table.name)} ({', '.join(quote(c) for c in cols)}) FROM STDIN"
     ) as cp:
         for r in rows:
-            cp.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c]
+            cp.write_row([None if r[c] is None
+                          else json.dumps(r[c]) if c in json_cols
+                          else encode_u64(r[c]) if c in u64_cols else r[c]
                           for c in cols])
 
 
@@ -111,14 +115,18 @@ def _write_scrape(session: Session, host_id: int, snap: Snapshot,
         host_id=host_id, snapshot_id=snapshot_id, taken_at=snap.taken_at,
         duration_seconds=snap.duration_seconds, boot_id=snap.host.boot_id,
         kernel_release=snap.host.kernel_release, era=snap.host.era,
-        memcg_num_cgroups_total=next((r.num_cgroups for r in snap.proc_cgroups
-                                      if r.subsys_name == "memory"), None),
-        memcg_total=snap.memcg.total, memcg_visible_total=snap.memcg.visible,
-        memcg_dying_total=snap.memcg.dying, memcg_method=snap.memcg.method,
-        mem_total_bytes=mi.get("MemTotal"), slab_bytes=mi.get("Slab"),
-        sreclaimable_bytes=mi.get("SReclaimable"), sunreclaim_bytes=mi.get("SUnreclaim"),
-        percpu_bytes=mi.get("Percpu"), kernel_stack_bytes=mi.get("KernelStack"),
-        shmem_bytes=mi.get("Shmem"), errors_total=len(snap.errors),
+        memcg_num_cgroups_total=_opt(next((r.num_cgroups for r in snap.proc_cgroups
+                                           if r.subsys_name == "memory"), None),
+                                     "num_cgroups", "/proc/cgroups"),
+        memcg_total=_opt(snap.memcg.total, "total", "memcg"),
+        memcg_visible_total=_opt(snap.memcg.visible, "visible", "memcg"),
+        memcg_dying_total=_opt(snap.memcg.dying, "dying", "memcg"),
+        memcg_method=snap.memcg.method,
+        mem_total_bytes=_u64(mi.get("MemTotal")), slab_bytes=_u64(mi.get("Slab")),
+        sreclaimable_bytes=_u64(mi.get("SReclaimable")),
+        sunreclaim_bytes=_u64(mi.get("SUnreclaim")), percpu_bytes=_u64(mi.get("Percpu")),
+        kernel_stack_bytes=_u64(mi.get("KernelStack")), shmem_bytes=_u64(mi.get("Shmem")),
+        errors_total=len(snap.errors),
         # Whole files only when due: ~300 keys a row that no page reads.
         # SQL NULL, not JSON 'null' (what None means to the JSON type).
         meminfo_json=dict(mi) if snap.host_full else null(),
@@ -161,9 +169,11 @@ def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]
         if c.name not in ids and c.name not in new:
             new[c.name] = {
                 "host_id": host_id, "name": c.name, "aliases_json": list(c.aliases),
-                "object_size_bytes": c.object_size_bytes, "slab_size_bytes": c.slab_size_bytes,
-                "objs_per_slab_total": c.objs_per_slab,
-                "pages_per_slab_total": c.pages_per_slab, "order": c.order,
+                "object_size_bytes": _req(c.object_size_bytes, "object_size", c.name),
+                "slab_size_bytes": _opt(c.slab_size_bytes, "slab_size", c.name),
+                "objs_per_slab_total": _req(c.objs_per_slab, "objs_per_slab", c.name),
+                "pages_per_slab_total": _req(c.pages_per_slab, "pages_per_slab", c.name),
+                "order": _opt(c.order, "order", c.name),
                 "reclaim_account": c.reclaim_account, "first_seen_at": snap.taken_at,
                 "last_seen_at": snap.taken_at}
     if new:
@@ -172,9 +182,12 @@ def _cache_ids(session: Session, host_id: int, snap: Snapshot) -> dict[str, int]
     for c in snap.caches:
         if c.name in known and known[c.name] != (list(c.aliases), c.order, c.slab_size_bytes):
             session.execute(update(t).where(t.c.id == ids[c.name]).values(
-                aliases_json=list(c.aliases), order=c.order, slab_size_bytes=c.slab_size_bytes,
-                object_size_bytes=c.object_size_bytes, objs_per_slab_total=c.objs_per_slab,
-                pages_per_slab_total=c.pages_per_slab, reclaim_account=c.reclaim_account))
+                aliases_json=list(c.aliases), order=_opt(c.order, "order", c.name),
+                slab_size_bytes=_opt(c.slab_size_bytes, "slab_size", c.name),
+                object_size_bytes=_req(c.object_size_bytes, "object_size", c.name),
+                objs_per_slab_total=_req(c.objs_per_slab, "objs_per_slab", c.name),
+                pages_per_slab_total=_req(c.pages_per_slab, "pages_per_slab", c.name),
+                reclaim_account=c.reclaim_account))
             known[c.name] = (list(c.aliases), c.order, c.slab_size_bytes)
     # Coarse on purpose: an hour's resolution spares 235 row updates on every scrape.
     session.execute(update(t).where(t.c.host_id == host_id)
@@ -191,10 +204,11 @@ def _write_slab_samples(session: Session, host_id: int, sid: int, cache_ids: dic
         cid = cache_ids[c.name]
         row = rows.get(cid)
         if row is not None:
-            # A repeated name in slabinfo (kept by the parser): sum into the one row.
+            # A repeated name in slabinfo (kept by the parser): sum into the one row, at
+            # most 2^64-1 (two counts near 2^64 are underflow, not a sum).
             for k, v in (("active_objs", c.active_objs), ("num_objs", c.num_objs),
                          ("num_slabs", c.num_slabs), ("slab_bytes", c.bytes)):
-                row[k] = (row[k] or 0) + v
+                row[k] = min((row[k] or 0) + v, U64_MAX)
             continue
         rows[cid] = {"active_objs": c.active_objs, "num_objs": c.num_objs,
                      "num_slabs": c.num_slabs, "slab_bytes": c.bytes,
@@ -321,9 +335,10 @@ def _write_kmem(session: Session, sid: int, snap: Snapshot, cg: _Cgroups) -> Non
     _insert_rows(session, m.CgroupKmemCacheSample, [
         {"scrape_id": sid, "taken_day": partitions.day_of(snap.taken_at),
          "cgroup_id": cg.ids[(k.hierarchy, k.path)], "name": r.name,
-         "active_objs_total": r.active_objs, "num_objs_total": r.num_objs,
-         "object_size_bytes": r.objsize_bytes, "objs_per_slab_total": r.objperslab,
-         "pages_per_slab_total": r.pagesperslab, "num_slabs_total": r.num_slabs}
+         **_reqs(f"memory.kmem.slabinfo of {k.path}: {r.name}", active_objs_total=r.active_objs,
+                 num_objs_total=r.num_objs, object_size_bytes=r.objsize_bytes,
+                 objs_per_slab_total=r.objperslab, pages_per_slab_total=r.pagesperslab,
+                 num_slabs_total=r.num_slabs)}
         for k in snap.kmem_slabinfo for r in k.rows])
 
 
@@ -332,26 +347,50 @@ def _write_memcg(session: Session, sid: int, snap: Snapshot) -> None:
     if snap.memcg_caches:
         _insert_rows(session, m.MemcgCacheSample, [
             {"scrape_id": sid, "taken_day": day, "root_cache": x.root_cache,
-             "memcg_serial": x.memcg_serial,
-             "cgroup_name": x.cgroup_name, "slabs_total": x.slabs,
-             "total_objects_total": x.total_objects, "objects_total": x.objects,
-             "order": x.order, "object_size_bytes": x.object_size_bytes,
-             "objs_per_slab_total": x.objs_per_slab} for x in snap.memcg_caches])
+             "memcg_serial": _req(x.memcg_serial, "memcg_serial", x.root_cache),
+             "cgroup_name": x.cgroup_name,
+             **_opts(f"memcg cache {x.root_cache}({x.memcg_serial})", slabs_total=x.slabs,
+                     total_objects_total=x.total_objects, objects_total=x.objects,
+                     order=x.order, object_size_bytes=x.object_size_bytes,
+                     objs_per_slab_total=x.objs_per_slab)} for x in snap.memcg_caches])
     if snap.memcg_slabinfo:
         _insert_rows(session, m.MemcgSlabinfoSample, [
-            {"scrape_id": sid, "taken_day": day, "name": x.name, "css_id": x.css_id, "dead": x.dead,
-             "deact": x.deact, "active_objs_total": x.active_objs,
-             "num_objs_total": x.num_objs, "active_slabs_total": x.active_slabs,
-             "num_slabs_total": x.num_slabs} for x in snap.memcg_slabinfo])
+            {"scrape_id": sid, "taken_day": day, "name": x.name,
+             "css_id": _opt(x.css_id, "css_id", x.name),
+             "dead": x.dead, "deact": x.deact,
+             **_reqs(f"memcg_slabinfo: {x.name}", active_objs_total=x.active_objs,
+                     num_objs_total=x.num_objs, active_slabs_total=x.active_slabs,
+                     num_slabs_total=x.num_slabs)} for x in snap.memcg_slabinfo])
 
 
-def _i64(v: int | None) -> int | None:
-    """A value for a BIGINT column: NULL where the kernel printed more than fits.
+def _u64(v: int | None) -> int | None:
+    """A figure for a nullable u64 column that a real kernel may give outside u64: NULL
+    then (a negative per-CPU drift an old kernel printed signed in memory.stat, a meminfo kB
+    figure times 1024 past 2^64). Every u64, up to 2^64-1, is stored exactly
+    (app.db.base.U64); the whole file (memory.stat blob, meminfo JSON) keeps the value as
+    printed."""
+    return v if v is None or 0 <= v <= U64_MAX else None
 
-    Per-CPU counter drift shows up as values near 2^64; the exact value stays in the
-    record's memory.stat blob (u64), the column only serves sorting and sums.
-    """
-    return v if v is None or -(1 << 63) <= v < (1 << 63) else None
+
+def _req(v: int, what: str, of: str) -> int:
+    """A figure for a NOT NULL u64 column, or a ValueError naming it (ingest: a 422)."""
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= U64_MAX:
+        raise ValueError(f"{of}: {what}={v!r} is not a u64 (0..{U64_MAX})")
+    return v
+
+
+def _reqs(of: str, **figures: int) -> dict[str, int]:
+    return {k: _req(v, k, of) for k, v in figures.items()}
+
+
+def _opt(v: int | None, what: str, of: str) -> int | None:
+    """A figure for a nullable u64 column the kernel prints as an unsigned integer (so a
+    value outside u64 is no kernel's): None, or as _req."""
+    return None if v is None else _req(v, what, of)
+
+
+def _opts(of: str, **figures: int | None) -> dict[str, int | None]:
+    return {k: _opt(v, k, of) for k, v in figures.items()}
 
 
 def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups) -> None:
@@ -365,10 +404,10 @@ def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups)
         rows.append({
             "host_id": host_id, "cgroup_id": gone_id, "hierarchy": gone.hierarchy,
             "path": gone.path, "last_seen_at": gone.last_seen_at, "removed_at": gone.removed_by,
-            "last_memory_usage_bytes": _i64(gone.last_memory_usage_bytes),
-            "file_bytes": _i64(figs["file_bytes"]), "shmem_bytes": _i64(figs["shmem_bytes"]),
-            "slab_bytes": _i64(figs["slab_bytes"]),
-            "kernel_stack_bytes": _i64(figs["kernel_stack_bytes"]),
+            "last_memory_usage_bytes": _u64(gone.last_memory_usage_bytes),
+            "file_bytes": _u64(figs["file_bytes"]), "shmem_bytes": _u64(figs["shmem_bytes"]),
+            "slab_bytes": _u64(figs["slab_bytes"]),
+            "kernel_stack_bytes": _u64(figs["kernel_stack_bytes"]),
             "last_memory_stat": ct.pack_stat(gone.last_memory_stat),
             "stat_read_at": gone.stat_read_at})
         if gone_id is not None:

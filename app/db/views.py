@@ -195,29 +195,42 @@ def history(session: Session, host: m.Host, days: float = 30.0) -> HostHistory |
     return mi.host_history(session, host, first.taken_at, end)
 
 
+def _sane(v: int | None) -> int:
+    """A kernel count for the model: 0 where unknown or >= 2^63 (counter underflow)."""
+    return v if v is not None and 0 <= v < 1 << 63 else 0
+
+
+def _order(v: int | None) -> int:
+    """A slab order for the model (pages are 1 << order): 0 where unknown or absurd."""
+    return v if v is not None and 0 <= v <= MAX_SLAB_ORDER else 0
+
+
+MAX_SLAB_ORDER = 20  # the kernel's MAX_PAGE_ORDER is at most 15 (64 KiB pages: 13)
+
+
 def state(session: Session, host: m.Host) -> HostState | None:
     """A host at its latest scrape: caches, cgroups' slab charge, per-memcg caches."""
     latest = q.scrape_at(session, host.id, None)
     if latest is None:
         return None
-    caches = [CacheState(r.name, r.slabs * r.pages_per_slab, r.order or 0,
-                         max(1, r.objs_per_slab), r.object_size_bytes, r.objects,
-                         bool(r.reclaim_account))
+    caches = [CacheState(r.name, _sane(r.slabs) * _sane(r.pages_per_slab), _order(r.order),
+                         max(1, _sane(r.objs_per_slab)), _sane(r.object_size_bytes),
+                         _sane(r.objects), bool(r.reclaim_account))
               for r in q.cache_rows(session, latest.id, None)]
     cgroups = [CgroupState(c.path, memory_figures(c.figures.memory_stat)["slab_bytes"],
                            c.figures.kmem_usage_bytes)
                for c in cg.cgroups_at(session, host.id, latest.taken_at)
                if c.hierarchy == "memory" or c.figures.memory_stat]
-    memcg_caches = [MemcgCacheState(x.root_cache, x.cgroup_name, x.slabs_total or 0,
-                                    x.order or 0)
+    memcg_caches = [MemcgCacheState(x.root_cache, x.cgroup_name, _sane(x.slabs_total),
+                                    _order(x.order))
                     for x in session.scalars(select(m.MemcgCacheSample)
                                              .where(m.MemcgCacheSample.scrape_id == latest.id))]
     slabs = sorted(v for v in session.scalars(
         select(m.RemovedCgroup.slab_bytes).where(m.RemovedCgroup.host_id == host.id,
-                                                 m.RemovedCgroup.slab_bytes.is_not(None))
+                                                 m.RemovedCgroup.slab_bytes >= 0)  # < 2^63
         .order_by(m.RemovedCgroup.removed_at.desc()).limit(5000)) if v is not None)
     return HostState(host.name, host.era, host.page_size_bytes,
-                     latest.memcg_dying_total or 0, caches, cgroups, memcg_caches,
+                     _sane(latest.memcg_dying_total), caches, cgroups, memcg_caches,
                      slabs[len(slabs) // 2] if slabs else None)
 
 

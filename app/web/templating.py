@@ -8,27 +8,42 @@ from urllib.parse import quote
 
 import jinja2
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 MISSING = "\u2013"  # an en dash: shown where a value is unknown
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
+UNDERFLOW = 1 << 63  # a kernel u64 this large is a small negative number printed unsigned
+
+
+def _marked(n: float | None, text: str) -> str:
+    """`text` as it is, or for a u64 of 2^63 or more a span whose title has the exact value
+    and what it is: the cell shows the value, the tooltip says why it is absurd."""
+    if isinstance(n, int) and not isinstance(n, bool) and UNDERFLOW <= n < 1 << 64:
+        title = (f"{n} (as a signed 64-bit number {n - (1 << 64)}: "
+                 "a kernel counter that went below 0)")
+        return Markup('<span class="underflow" title="{}">{}</span>').format(title, text)
+    return text
+
+
 def human_bytes(n: float | None) -> str:
-    """1536 -> '1.5 KiB'; None -> an en dash."""
+    """1536 -> '1.5 KiB'; None -> an en dash; 2^63 and more also marked (`_marked`)."""
     if n is None:
         return MISSING
     value = float(n)
     sign = "-" if value < 0 else ""
     value = abs(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
-            return f"{sign}{value:.0f} {unit}" if unit == "B" else f"{sign}{value:.1f} {unit}"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or unit == "EiB":
+            return _marked(n, f"{sign}{value:.0f} {unit}" if unit == "B"
+                           else f"{sign}{value:.1f} {unit}")
         value /= 1024
     return str(n)
 
 
 def human_count(n: float | None, digits: int = 1) -> str:
-    """1234 -> '1.2k', 2_500_000 -> '2.5M'; None -> an en dash."""
+    """1234 -> '1.2k', 2_500_000 -> '2.5M'; None -> an en dash; 2^63 and more also marked."""
     if n is None:
         return MISSING
     value = float(n)
@@ -36,7 +51,7 @@ def human_count(n: float | None, digits: int = 1) -> str:
     value = abs(value)
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if value >= size:
-            return f"{sign}{value / size:.{digits}f}{unit}"
+            return _marked(n, f"{sign}{value / size:.{digits}f}{unit}")
     return f"{sign}{value:.0f}" if value == int(value) else f"{sign}{value:.{digits}f}"
 
 
