@@ -33,7 +33,10 @@ def _summary(row: q.HostRow, now: datetime, stale_after: timedelta) -> HostSumma
     h, s = row.host, row.latest
     cost = memcg_cost(h.kernel_release, h.possible_cpus_total, h.numa_nodes_total)
     dying = s.memcg_dying_total if s else None
-    now_point = (s.taken_at, dying) if s and dying is not None else None
+    # Shown as stored; what is derived from it only from a count below 2^63 (not underflow).
+    count = _valid(dying)
+    total = _valid(s.memcg_total) if s else None
+    now_point = (s.taken_at, count) if s and count is not None else None
     g24 = derive.growth_per_day(row.dying_24h_ago, now_point)
     g7 = derive.growth_per_day(row.dying_7d_ago, now_point)
     return HostSummary(
@@ -43,14 +46,14 @@ def _summary(row: q.HostRow, now: datetime, stale_after: timedelta) -> HostSumma
         memcg_live=s.memcg_visible_total if s else None, memcg_dying=dying,
         memcg_total=s.memcg_total if s else None,
         dying_growth_per_day_24h=g24, dying_growth_per_day_7d=g7,
-        days_to_memcg_id_limit=derive.days_to_limit(dying, s.memcg_total if s else None,
+        days_to_memcg_id_limit=derive.days_to_limit(count, total,
                                                     g7 if g7 is not None else g24),
         slab_bytes=s.slab_bytes if s else None,
         sreclaimable_bytes=s.sreclaimable_bytes if s else None,
         sunreclaim_bytes=s.sunreclaim_bytes if s else None,
         percpu_bytes=s.percpu_bytes if s else None,
         dying_cost_bytes_each=cost.per_memcg_bytes,
-        wasted_bytes=dying * cost.per_memcg_bytes if dying is not None else None,
+        wasted_bytes=count * cost.per_memcg_bytes if count is not None else None,
         cost_model=cost.model, removed_total=row.removed_total,
         sparkline_dying_24h=row.sparkline)
 
@@ -173,8 +176,9 @@ def removed(session: Session, host: m.Host, since: datetime | None, until: datet
     return [RemovedView(r.hierarchy, r.path, r.last_seen_at, r.removed_at,
                         r.last_memory_usage_bytes, r.file_bytes, r.shmem_bytes, r.slab_bytes,
                         r.kernel_stack_bytes,
-                        derive.likely_pin(host.era, r.file_bytes, r.shmem_bytes, r.slab_bytes,
-                                          r.kernel_stack_bytes)) for r in rows], total
+                        derive.likely_pin(host.era, _valid(r.file_bytes),
+                                          _valid(r.shmem_bytes), _valid(r.slab_bytes),
+                                          _valid(r.kernel_stack_bytes))) for r in rows], total
 
 
 def utcnow() -> datetime:
@@ -193,6 +197,11 @@ def history(session: Session, host: m.Host, days: float = 30.0) -> HostHistory |
     if first is None:
         return None
     return mi.host_history(session, host, first.taken_at, end)
+
+
+def _valid(v: int | None) -> int | None:
+    """A kernel figure to derive from: None where unknown or >= 2^63 (counter underflow)."""
+    return v if v is not None and 0 <= v < 1 << 63 else None
 
 
 def _sane(v: int | None) -> int:
