@@ -93,16 +93,24 @@ def _fix(columns: Sequence[tuple[str, str, bool]], bad: str, not_null_value: int
         op.execute(sa.text(f"UPDATE {_q(t)} SET {sets} WHERE {where}"))
 
 
+def _alter(columns: Sequence[tuple[str, str, bool]], to: str, using: str = '') -> None:
+    """One ALTER TABLE per table (PostgreSQL): each rewrites the table and its partitions."""
+    tables: dict[str, list[str]] = {}
+    for t, c, _ in columns:
+        tables.setdefault(t, []).append(c)
+    for t, cols in tables.items():
+        how = ', '.join(f"ALTER COLUMN {_q(c)} TYPE {to}"
+                        + (f" USING {using.format(c=_q(c))}" if using else '') for c in cols)
+        op.execute(sa.text(f"ALTER TABLE {_q(t)} {how}"))
+
+
 def upgrade() -> None:
     # Negative values stored by older versions: not u64 figures (would read as ~2^64).
     _fix([x for x in U64_COLUMNS if x[2]], '{c} < 0', 0)
     if op.get_bind().dialect.name != 'postgresql':
         return
-    for t, c, _ in (*WIDENED, DYING_MAX):
-        op.execute(sa.text(f"ALTER TABLE {_q(t)} ALTER COLUMN {_q(c)} TYPE BIGINT"))
-    for c in SUMS:
-        op.execute(sa.text(f"ALTER TABLE removed_hourly ALTER COLUMN {_q(c)} "
-                           "TYPE DOUBLE PRECISION"))
+    _alter((*WIDENED, DYING_MAX), 'BIGINT')
+    _alter([('removed_hourly', c, False) for c in SUMS], 'DOUBLE PRECISION')
 
 
 def downgrade() -> None:
@@ -118,8 +126,5 @@ def downgrade() -> None:
                                f"WHERE typeof({c}) = 'real'"))
         return
     _fix((*WIDENED, DYING_MAX), f'{{c}} > {I32_MAX}', I32_MAX)
-    for t, c, _ in (*WIDENED, DYING_MAX):
-        op.execute(sa.text(f"ALTER TABLE {_q(t)} ALTER COLUMN {_q(c)} TYPE INTEGER"))
-    for c in SUMS:
-        op.execute(sa.text(f"ALTER TABLE removed_hourly ALTER COLUMN {c} TYPE BIGINT "
-                           f"USING {clamp.format(c=c)}"))
+    _alter((*WIDENED, DYING_MAX), 'INTEGER')
+    _alter([('removed_hourly', c, False) for c in SUMS], 'BIGINT', clamp)
