@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, case
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -127,5 +127,4 @@ class U64(TypeDecorator[int]):
 def valid_u64(column: Any) -> Any:
     """A U64 column in SQL where it is below 2^63, else NULL: what sums, maxima, averages
     and counts of kernel figures use (a value >= 2^63 is counter underflow, not a size)."""
-    from sqlalchemy import case
     return case((column >= 0, column), else_=None)
