@@ -20,7 +20,7 @@ import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.api.routes.ingest import gzip_body, token_hash
+from app.api.routes.ingest import gzip_body
 from app.cli import cli
 from app.collector.push import Pusher, Spool
 from app.config import Settings
@@ -28,6 +28,7 @@ from app.db import fleetstate
 from app.db import models as m
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
+from app.fleet.tokens import token_hash
 from app.main import create_app
 from tests.api.test_ingest import snapshot
 from tests.conftest import ERAS, ROOT
