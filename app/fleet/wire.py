@@ -35,6 +35,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    StringConstraints,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -93,13 +94,26 @@ U64 = Annotated[StrictInt, Field(ge=0, le=U64_MAX)]
 Figure = Annotated[StrictInt, Field(ge=S64_MIN, le=U64_MAX)]  # as printed: s64 or u64
 MeminfoFigure = Annotated[StrictInt, Field(ge=0, le=U64_MAX * 1024)]  # kB (u64) in bytes
 Int32 = Annotated[StrictInt, Field(ge=0, le=I32_MAX)]
-Name = Annotated[StrictStr, Field(min_length=1, max_length=NAME_MAX)]
-OptName = Annotated[StrictStr, Field(max_length=NAME_MAX)]
-Key = Annotated[StrictStr, Field(min_length=1, max_length=KEY_MAX)]
-ShortText = Annotated[StrictStr, Field(max_length=64)]
+NO_NUL = r"^[^\x00]*$"  # no database text column holds a NUL (PostgreSQL refuses it)
+
+
+
+def _text(max_length: int, min_length: int = 0, pattern: str = NO_NUL) -> StringConstraints:
+    return StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern)
+
+
+# Strict strings of bounded length, without NUL characters.
+Name = Annotated[StrictStr, _text(NAME_MAX, 1)]
+Key = Annotated[StrictStr, _text(KEY_MAX, 1)]
+ShortText = Annotated[StrictStr, _text(64)]
+Text16 = Annotated[StrictStr, _text(16)]
+Text32 = Annotated[StrictStr, _text(32, 1)]
+Text256 = Annotated[StrictStr, _text(256)]
+Source = Annotated[StrictStr, _text(64, 1)]
+LongText = Annotated[StrictStr, _text(PATH_CHARS_MAX)]
+Message = Annotated[StrictStr, _text(MESSAGE_MAX)]
 Hierarchy = Literal["memory", "unified"]
-CgroupPath = Annotated[StrictStr, Field(min_length=1, max_length=PATH_CHARS_MAX,
-                                        pattern=r"^/")]
+CgroupPath = Annotated[StrictStr, _text(PATH_CHARS_MAX, 1, r"^/[^\x00]*$")]
 Figures = Annotated[dict[Key, Figure], Field(max_length=MAX_KEYS)]
 Timestamp = AwareDatetime
 
@@ -134,13 +148,13 @@ class WireHost(_Strict):
     name: Name
     machine_id: ShortText | None
     boot_id: ShortText | None
-    kernel_release: Annotated[StrictStr, Field(max_length=NAME_MAX)]
-    era: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    kernel_release: Annotated[StrictStr, _text(NAME_MAX)]
+    era: Text32
     era_source: ShortText
     cpus: Int32
     numa_nodes: Int32
     page_size_bytes: Annotated[StrictInt, Field(ge=1, le=I32_MAX)]
-    cgroup_layout: Annotated[StrictStr, Field(max_length=16)]
+    cgroup_layout: Text16
 
 
 class WireMemcg(_Strict):
@@ -150,7 +164,7 @@ class WireMemcg(_Strict):
     total: Int32 | None
     visible: Int32 | None
     dying: Int32 | None
-    method: Annotated[StrictStr, Field(max_length=256)]
+    method: Text256
 
 
 class WireProcCgroups(_Strict):
@@ -232,7 +246,7 @@ class WireMemcgCache(_Strict):
 
     root_cache: Name
     memcg_serial: U64
-    cgroup_name: Annotated[StrictStr, Field(max_length=PATH_CHARS_MAX)]
+    cgroup_name: LongText
     slabs: U64 | None
     total_objects: U64 | None
     objects: U64 | None
@@ -269,9 +283,9 @@ class WireRemoved(_Strict):
 class WireError(_Strict):
     """A source that could not be read or parsed."""
 
-    source: Annotated[StrictStr, Field(min_length=1, max_length=64)]
-    path: Annotated[StrictStr, Field(max_length=PATH_CHARS_MAX)]
-    message: Annotated[StrictStr, Field(max_length=MESSAGE_MAX)]
+    source: Source
+    path: LongText
+    message: Message
 
 
 class _SnapshotBase(_Strict):
@@ -343,7 +357,7 @@ class PushBody(_Strict):
     model_config = ConfigDict(title="PushBody")
 
     snapshot_id: Annotated[StrictStr, Field(
-        min_length=SNAPSHOT_ID_MIN, max_length=SNAPSHOT_ID_MAX,
+        min_length=SNAPSHOT_ID_MIN, max_length=SNAPSHOT_ID_MAX, pattern=NO_NUL,
         description="unique per snapshot: a retry of a stored one is a 'duplicate'")]
     snapshot: AnySnapshot
     # Older collectors' spool drops (current ones send X-Slabscope-Spool-Dropped); a value
