@@ -253,22 +253,22 @@ def hosts_add(
                                                   "one (provisioning, compose).")] = None,
 ) -> None:
     """Create a push token for a host and print it (it is shown once, stored hashed)."""
-    import secrets
     from datetime import UTC, datetime
 
-    from app.api.routes.ingest import token_hash
     from app.db import fleetstate
     from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
+    from app.fleet.tokens import TOKEN_MIN_CHARS, new_token, token_hash
     if not name or len(name) > 255 or any(c in name for c in "\n\r\t/"):
         typer.echo("slabscope: a host name is 1-255 characters, no '/' or control "
                    "characters", err=True)
         raise typer.Exit(2)
     s = _settings(database_url=database)
     upgrade(s.database_url)
-    token = os.environ.get(token_env, "") if token_env else secrets.token_urlsafe(32)
-    if len(token) < 16:
-        typer.echo(f"slabscope: ${token_env} must hold a token of 16 characters or more",
+    token = os.environ.get(token_env, "") if token_env else new_token()
+    if len(token) < TOKEN_MIN_CHARS:
+        typer.echo(f"slabscope: ${token_env} must hold a token of {TOKEN_MIN_CHARS} "
+                   "characters or more",
                    err=True)
         raise typer.Exit(2)
     engine = make_engine(s.database_url)
@@ -320,6 +320,13 @@ def hosts_list(database: Annotated[str | None, typer.Option()] = None) -> None:
             typer.echo(f"{t.host_name:<40} {t.created_at.isoformat()}  {state}  "
                        f"sha256 {t.token_sha256[:12]}...")
     engine.dispose()
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of what a push-mode collector sends to POST /api/v1/ingest."""
+    from app.fleet.wire import push_json_schema
+    typer.echo(json.dumps(push_json_schema(), indent=1))
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -32,6 +33,7 @@ from app.config import Settings, get_settings
 from app.db.maintenance import Maintenance
 from app.db.session import make_engine, make_session_factory
 from app.deps import SessionDep
+from app.fleet.wire import PushBody
 from app.schemas.simulation import MAX_BODY_BYTES
 from app.web import model_pages, pages
 from app.web.templating import templates
@@ -71,6 +73,25 @@ def _validation_detail(err: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def openapi_with_push_schema(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document with the push body's schema (app.fleet.wire) among its
+    components: the ingest route's requestBody refers to it (a raw, gzip body that FastAPI
+    does not parse, so it would not find the model by itself)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                      routes=app.routes)
+    push = PushBody.model_json_schema(by_alias=True,
+                                      ref_template="#/components/schemas/{model}")
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name, sub in {**push.pop("$defs", {}), "PushBody": push}.items():
+        if name in schemas and schemas[name] != sub:
+            raise RuntimeError(f"two OpenAPI components are named {name!r}")
+        schemas[name] = sub
+    app.openapi_schema = doc
+    return doc
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the web app for these settings (the environment's by default)."""
     settings = settings or get_settings()
@@ -95,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Dying memory cgroups, slab caches and cgroup trees, host by "
                               "host and fleet-wide.")
     app.state.settings = settings
+    app.openapi = lambda: openapi_with_push_schema(app)  # type: ignore[method-assign]
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

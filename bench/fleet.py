@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 
-from app.api.routes.ingest import token_hash
 from app.collector.push import Pusher
 from app.collector.scrape import Collector, CollectorOptions
 from app.collector.sources._files import parse_flat_keyed
@@ -54,6 +53,7 @@ from app.db.migrate import upgrade
 from app.domain.cgtable import CgroupTable, table_from_rows
 from app.domain.samples import CgroupSample, Snapshot
 from app.domain.snapshot_json import snapshot_to_dict
+from app.fleet.tokens import token_hash
 from bench._fleetrun import Fleet, Server, check, phase_line
 from bench._pgcluster import Cluster
 

@@ -4,7 +4,9 @@ At 10,000 cgroups a dict per cgroup (60 keys, 60 ints) costs ~45 MB; here a hier
 its `memory.stat` key tuples once (every cgroup of a kernel prints the same keys, in the same
 order; the v2 root and a few odd ones get their own) and each cgroup one `array('Q')` of
 values: ~0.6 kB a cgroup. Values the kernel prints outside u64 (negative per-CPU drift on
-some kernels, or above 2^64-1) go to a small per-cgroup side dict and never crash a read.
+some kernels) go to a small per-cgroup side dict and never crash a read; a value outside
+s64 and u64 both (no kernel prints one) is a parse error of its line (the wire schema,
+app/fleet/wire.py, carries what a kernel can print).
 
 Reads are the walk's hot loop, so the parse is cheap on the common case: split once, compare
 the key slice to the cached schema in one comparison, convert the values with `array('Q',
@@ -27,6 +29,7 @@ from app.domain.cgtable import U64_MAX
 
 _BUF = 1 << 16
 _U32 = (1 << 32) - 1
+S64_MIN = -(1 << 63)
 _GONE = (errno.ENOENT, errno.ENODEV)
 # A cgroup's memory.stat is ~2 kB; anything near this is not a cgroup file.
 CGROUP_FILE_MAX = 1 << 20
@@ -155,6 +158,11 @@ def _parse_careful(path: str, data: bytes, schemas: Schemas,
                 v = int(parts[1])
             except ValueError:
                 bad = ParseError(path, lineno, f"expected an integer, got {parts[1][:40]!r}")
+            else:
+                if not S64_MIN <= v <= U64_MAX:  # no kernel prints it: not a figure we keep
+                    bad = ParseError(path, lineno, f"{parts[0][:80].decode(errors='replace')} "
+                                                   f"{parts[1][:40].decode()} is outside the "
+                                                   "64-bit range: left out")
         if bad is not None:
             if problems is None:
                 raise bad

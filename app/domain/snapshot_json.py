@@ -1,7 +1,8 @@
 """A Snapshot as JSON-ready dicts: the documented `collect --format json` schema (README).
 
-Sizes are bytes. This is also the shape a collector pushes to a central server, so it
-round-trips: `snapshot_from_dict(snapshot_to_dict(s)) == s`. Per-cgroup tables (`series`,
+Sizes are bytes. This is also the shape a collector pushes to a central server, defined and
+validated by app.fleet.wire (strict types and bounds), and it round-trips:
+`snapshot_from_dict(snapshot_to_dict(s)) == s`. Per-cgroup tables (`series`,
 `full`) travel column-wise with exact u64 ints and null where a cgroup lacks the figure;
 `encode_snapshot` writes the same JSON in chunks, one column at a time, so a push of 10,000
 cgroups never holds 600,000 Python ints at once. "slabscope.snapshot/1" (collectors before
@@ -13,34 +14,10 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
-from app.domain.cgtable import (
-    CGSTAT,
-    KMEM_USAGE,
-    SERIES_CGSTAT_KEYS,
-    SERIES_STAT_KEYS,
-    STAT,
-    USAGE,
-    CgroupTable,
-    stat_columns,
-    table_from_rows,
-)
-from app.domain.samples import (
-    Cache,
-    CgroupKmemSlabinfo,
-    CgroupSample,
-    HostIdentity,
-    MemcgChildCache,
-    MemcgCount,
-    MemcgSlabinfoRow,
-    ProcCgroupsRow,
-    RemovedCgroup,
-    SlabinfoRow,
-    Snapshot,
-    SourceError,
-)
+from app.domain.cgtable import CgroupTable
+from app.domain.samples import Cache, CgroupSample, SlabinfoRow, Snapshot
 
 SCHEMA = "slabscope.snapshot/2"
 SCHEMA_V1 = "slabscope.snapshot/1"
@@ -190,131 +167,11 @@ def snapshot_to_dict(s: Snapshot, *, tables: bool = True) -> dict[str, Any]:
     return d
 
 
-def _row_from(d: dict[str, Any]) -> SlabinfoRow:
-    stats = d.get("statistics")
-    return SlabinfoRow(
-        d["name"], d["active_objs"], d["num_objs"], d["objsize"], d["objperslab"],
-        d["pagesperslab"], d["limit"], d["batchcount"], d["sharedfactor"], d["active_slabs"],
-        d["num_slabs"], d["sharedavail"],
-        {k: tuple(v) for k, v in stats.items()} if stats else None,
-    )
-
-
-def _cgroup_from(c: dict[str, Any]) -> CgroupSample:
-    return CgroupSample(
-        c["hierarchy"], c["path"], dict(c["memory_stat"]), c["memory_usage_bytes"],
-        c["kmem_usage_bytes"],
-        tuple(_row_from(r) for r in c["kmem_slabinfo"])
-        if c["kmem_slabinfo"] is not None else None,
-        dict(c["cgroup_stat"]) if c["cgroup_stat"] is not None else None,
-    )
-
-
-def _table_from(t: dict[str, Any] | None) -> CgroupTable | None:
-    if t is None:
-        return None
-    columns = tuple(str(c) for c in t["columns"])
-    n = len(t["paths"])
-    if len(t["hierarchies"]) != n or len(t["values"]) != len(columns):
-        raise ValueError("table: one hierarchy per path and one value list per column")
-    values = []
-    present = []
-    for col in t["values"]:
-        if len(col) != n:
-            raise ValueError(f"table: a column has {len(col)} values for {n} paths")
-        # array('Q') raises OverflowError for a negative or > u64 value: a clear ValueError.
-        try:
-            values.append(array("Q", [0 if x is None else x for x in col]))
-        except OverflowError as err:
-            raise ValueError(f"table: a value is not a u64: {err}") from None
-        present.append(bytes(0 if x is None else 1 for x in col))
-    return CgroupTable(columns, tuple(t["hierarchies"]), tuple(t["paths"]), tuple(values),
-                       tuple(present))
-
-
-def _v1_tables(cgroups: list[CgroupSample]) -> tuple[CgroupTable | None, CgroupTable | None]:
-    """A schema-1 `cgroups` list (every cgroup, every tick) as series and full tables."""
-    if not cgroups:
-        return None, None
-    stat_keys = dict.fromkeys(k for c in cgroups for k in c.memory_stat)
-    cg_keys = {k for c in cgroups for k in (c.cgroup_stat or {})}
-    kmem = any(c.kmem_usage_bytes is not None for c in cgroups)
-    keys = [(c.hierarchy, c.path) for c in cgroups]
-    rows = []
-    for c in cgroups:
-        r = {STAT + k: v for k, v in c.memory_stat.items()}
-        r.update({CGSTAT + k: v for k, v in (c.cgroup_stat or {}).items()})
-        if c.memory_usage_bytes is not None:
-            r[USAGE] = c.memory_usage_bytes
-        if c.kmem_usage_bytes is not None:
-            r[KMEM_USAGE] = c.kmem_usage_bytes
-        rows.append(r)
-    series = table_from_rows(stat_columns([k for k in SERIES_STAT_KEYS if k in stat_keys],
-                                          [k for k in SERIES_CGSTAT_KEYS if k in cg_keys],
-                                          usage=True, kmem=kmem), keys, rows)
-    with_stat = [i for i, c in enumerate(cgroups) if c.memory_stat]
-    full = table_from_rows(stat_columns(stat_keys, usage=False), [keys[i] for i in with_stat],
-                           [rows[i] for i in with_stat]) if with_stat else None
-    return series, full
-
-
 def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
-    """Rebuild a Snapshot from `snapshot_to_dict` output (KeyError/TypeError if malformed).
+    """Rebuild a Snapshot from `snapshot_to_dict` output, validated by the wire schema.
 
-    Also reads schema 1: its `cgroups` become new_cgroups (the store keeps the first
-    sighting) plus series and full tables.
+    The one reader is app.fleet.wire (schemas 2 and 1); a dict that does not match raises
+    its ValidationError (a ValueError) naming the failing places.
     """
-    schema = d.get("schema")
-    if schema not in (SCHEMA, SCHEMA_V1):
-        raise ValueError(f"unknown snapshot schema {schema!r}, want {SCHEMA!r}")
-    if schema == SCHEMA_V1:
-        new = tuple(_cgroup_from(c) for c in d["cgroups"])
-        series, full = _v1_tables(list(new))
-        kmem_rows = tuple(CgroupKmemSlabinfo(c.hierarchy, c.path, c.kmem_slabinfo)
-                          for c in new if c.kmem_slabinfo)
-        host_full = True
-    else:
-        new = tuple(_cgroup_from(c) for c in d["new_cgroups"])
-        series, full = _table_from(d["series"]), _table_from(d["full"])
-        kmem_rows = tuple(CgroupKmemSlabinfo(k["hierarchy"], k["path"],
-                                             tuple(_row_from(r) for r in k["rows"]))
-                          for k in d["kmem_slabinfo"])
-        host_full = bool(d["host_full"])
-    h = d["host"]
-    m = d["memcg"]
-    return Snapshot(
-        taken_at=datetime.fromisoformat(d["taken_at"]),
-        duration_seconds=float(d["duration_seconds"]),
-        host=HostIdentity(h["name"], h["machine_id"], h["boot_id"], h["kernel_release"],
-                          h["era"], h["era_source"], h["cpus"], h["numa_nodes"],
-                          h["page_size_bytes"], h["cgroup_layout"]),
-        memcg=MemcgCount(m["total"], m["visible"], m["dying"], m["method"]),
-        proc_cgroups=tuple(ProcCgroupsRow(r["subsys_name"], r["hierarchy"], r["num_cgroups"],
-                                          r["enabled"]) for r in d["proc_cgroups"]),
-        meminfo=dict(d["meminfo_raw"]),
-        vmstat=dict(d["vmstat"]),
-        caches=tuple(Cache(
-            c["name"], tuple(c["aliases"]), c["object_size"], c["objs_per_slab"],
-            c["pages_per_slab"], c["order"], c["active_objs"], c["num_objs"], c["num_slabs"],
-            c["bytes"], c["slab_size"], c["reclaim_account"], c["partial_slabs"],
-            c["cpu_slabs"]) for c in d["caches"]),
-        new_cgroups=new,
-        series=series,
-        full=full,
-        kmem_slabinfo=kmem_rows,
-        memcg_caches=tuple(MemcgChildCache(
-            x["root_cache"], x["memcg_serial"], x["cgroup_name"], x["slabs"],
-            x["total_objects"], x["objects"], x["order"], x["object_size"],
-            x["objs_per_slab"]) for x in d["memcg_caches"]),
-        memcg_slabinfo=tuple(MemcgSlabinfoRow(
-            x["name"], x["css_id"], x["dead"], x["deact"], x["active_objs"], x["num_objs"],
-            x["active_slabs"], x["num_slabs"]) for x in d["memcg_slabinfo"]),
-        removed=tuple(RemovedCgroup(
-            r["hierarchy"], r["path"], datetime.fromisoformat(r["last_seen_at"]),
-            datetime.fromisoformat(r["removed_by"]), dict(r["last_memory_stat"]),
-            r["last_memory_usage_bytes"],
-            datetime.fromisoformat(r["stat_read_at"]) if r.get("stat_read_at") else None)
-            for r in d["removed"]),
-        errors=tuple(SourceError(e["source"], e["path"], e["message"]) for e in d["errors"]),
-        host_full=host_full,
-    )
+    from app.fleet.wire import parse_snapshot
+    return parse_snapshot(json.dumps(d))

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.api.routes.ingest import token_hash
 from app.cli import cli
 from app.config import Settings
 from app.db import fleetstate
 from app.db import models as m
 from app.db.migrate import upgrade
+from app.fleet.tokens import token_hash
 from app.main import create_app
 from tests.api.fleet import Receiver, body, ingest_counts, spool_dropped
 

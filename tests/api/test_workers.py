@@ -26,11 +26,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from app.api.routes.ingest import token_hash
 from app.db import fleetstate
 from app.db import models as m
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
+from app.fleet.tokens import token_hash
 from tests.api.fleet import Receiver, body, fetch, ingest_counts, push, spool_dropped
 from tests.conftest import ROOT
 

@@ -10,7 +10,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,14 +23,16 @@ import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from app.api.routes.ingest import gzip_body, token_hash
+from app.api.routes.ingest import gzip_body
 from app.cli import cli
-from app.collector.push import Pusher, Spool
+from app.collector.push import Pusher, PushSink, Spool
+from app.collector.scrape import Collector, CollectorOptions
 from app.config import Settings
 from app.db import fleetstate
 from app.db import models as m
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
+from app.fleet.tokens import token_hash
 from app.main import create_app
 from tests.api.test_ingest import snapshot
 from tests.conftest import ERAS, ROOT
@@ -221,3 +226,57 @@ def test_hosts_add_from_env_is_idempotent_and_never_prints_the_token(
     monkeypatch.setenv("FLEET_TOKEN", "short")
     assert runner.invoke(cli, ["hosts", "add", "db-8", "--database", sqlite_url,
                                "--token-env", "FLEET_TOKEN"]).exit_code == 2
+
+
+@pytest.mark.parametrize("null", ["page_size_bytes", "cache name", "cgroup path"])
+def test_a_null_the_database_cannot_hold_is_rejected_not_a_duplicate(
+        db_url: str, tmp_path: Path, null: str) -> None:
+    """Issue 9 item 1: a NOT NULL column's null is a 422 (the sink keeps the file in
+    rejected/), never "duplicate" (the sink would delete it) nor a database error."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    with make_session_factory(engine).begin() as s:
+        fleetstate.add_token(s, "vm-a", token_hash("token-a"), datetime.now(UTC))
+    engine.dispose()
+    srv = Server(db_url, free_port())
+    srv.start()
+    try:
+        root = ERAS / "v2-6.12-subsys"
+        good = Collector(CollectorOptions(proc_root=str(root / "proc"),
+                                          sys_root=str(root / "sys"))).collect()
+        good = replace(good, host=replace(good.host, hostname="vm-a"))
+        assert good.caches and good.series is not None
+        if null == "page_size_bytes":
+            bad = replace(good, host=replace(good.host, page_size_bytes=None))
+        elif null == "cache name":
+            bad = replace(good, caches=(good.caches[0]._replace(name=None), *good.caches[1:]))
+        else:
+            bad = replace(good, series=replace(good.series,
+                                               paths=(None, *good.series.paths[1:])))
+        spool = Spool(str(tmp_path / "spool"), 10)
+        sink = PushSink(spool, Pusher(f"http://127.0.0.1:{srv.port}", "token-a", spool))
+        sink.write(bad)
+        sink.write(good)
+        assert spool.pending() == []
+        rejected = sorted((spool.dir / "rejected").iterdir())
+        assert len(rejected) == 1 and sink.pusher.sent == 1
+        assert len(stored_ids(db_url)) == 1  # the good one, once
+        text = fetch(f"http://127.0.0.1:{srv.port}/metrics")
+        counts = {line.split('"')[1]: float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith("slabscope_ingest_requests_total{")}
+        assert counts == {"invalid": 1, "stored": 1}
+        # The server says which value and why.
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{srv.port}/api/v1/ingest", method="POST",
+            data=rejected[0].read_bytes(), headers={"Authorization": "Bearer token-a",
+                                                    "Content-Encoding": "gzip"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        r = (err.value.code, err.value.read().decode())
+        where = {"page_size_bytes": "snapshot.host.page_size_bytes: Input should be a valid "
+                                    "integer",
+                 "cache name": "snapshot.caches.0.name: Input should be a valid string",
+                 "cgroup path": "snapshot.series.paths.0: Input should be a valid string"}
+        assert r[0] == 422 and where[null] in r[1]
+    finally:
+        srv.stop()

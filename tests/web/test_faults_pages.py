@@ -15,11 +15,12 @@ from fastapi.testclient import TestClient
 
 from app.api import csvout
 from app.api.csvout import csv_response
-from app.api.routes.ingest import gzip_body, token_hash
+from app.api.routes.ingest import gzip_body
 from app.config import Settings
 from app.db import fleetstate, store
 from app.db.migrate import upgrade
 from app.domain.samples import CgroupSample
+from app.fleet.tokens import token_hash
 from app.main import create_app
 from tests.api.test_ingest import push, snapshot
 from tests.conftest import HOST

@@ -1,10 +1,11 @@
 """POST /api/v1/ingest: collectors push their snapshots (gzip JSON), one token per host.
 
 Body: {"snapshot_id": "<uuid>", "snapshot": <collect --format json>} gzip-compressed, with
-`Authorization: Bearer <token>`. A token writes only its own host. The snapshot id makes
+`Authorization: Bearer <token>`, as defined once by app.fleet.wire.PushBody (strict types
+and bounds; /docs shows it). A token writes only its own host. The snapshot id makes
 ingest idempotent: a retry of a stored snapshot answers 200 "duplicate" and stores nothing.
-Limits: 4 MiB compressed and 32 MiB once decompressed (413), the snapshot schema, JSON
-nesting, and a taken_at at most INGEST_MAX_CLOCK_SKEW ahead of the server's clock (422).
+Limits: 4 MiB compressed and 32 MiB once decompressed (413); the schema, JSON nesting, and a
+taken_at at most INGEST_MAX_CLOCK_SKEW ahead of the server's clock (422, nothing stored).
 The token is checked before the body is read; decompressing and parsing run in a worker
 thread, never on the event loop (they cost CPU and memory an unauthenticated sender must not
 be able to spend).
@@ -15,7 +16,6 @@ process), so any number of server processes answer as one.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import re
@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -33,15 +34,17 @@ from app.db import fleetstate, store, views
 from app.deps import rules_of
 from app.domain.alerts import evaluate
 from app.domain.samples import Snapshot
-from app.domain.snapshot_json import SCHEMA, snapshot_from_dict
+from app.domain.snapshot_json import SCHEMA
+from app.fleet import wire
+from app.fleet.tokens import token_hash
 from app.schemas.api import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=ERROR_RESPONSES)
 log = logging.getLogger("slabscope.ingest")
 INGEST_MAX_COMPRESSED = 4 * 1024 * 1024
 INGEST_MAX_JSON = 32 * 1024 * 1024
-SNAPSHOT_ID_MAX = 64
-INGEST_MAX_CLOCK_SKEW = timedelta(minutes=10)
+SNAPSHOT_ID_MAX = wire.SNAPSHOT_ID_MAX
+INGEST_MAX_CLOCK_SKEW = wire.MAX_CLOCK_SKEW
 COUNTER_MAX = (1 << 63) - 1  # a spool-dropped total a BIGINT column holds
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
@@ -52,11 +55,6 @@ class Refused(HTTPException):
     def __init__(self, outcome: str, status: int, detail: str) -> None:
         super().__init__(status, detail)
         self.outcome = outcome
-
-
-def token_hash(token: str) -> str:
-    """What is stored of a token: its SHA-256, hex."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _decompress(raw: bytes, encoding: str) -> bytes:
@@ -77,21 +75,40 @@ def _decompress(raw: bytes, encoding: str) -> bytes:
     return out
 
 
-def _parse(raw: bytes, encoding: str) -> Any:
-    """Decompress and parse a body (in a worker thread: it is the costly part)."""
+def _parse(raw: bytes, encoding: str) -> wire.PushBody:
+    """Decompress, parse and validate a body (in a worker thread: it is the costly part).
+
+    One pass of pydantic-core's JSON parser against the wire schema: wrong types, nulls where
+    a value is required, values out of bounds and naive or future timestamps are a 422.
+    """
     try:
-        return json.loads(_decompress(raw, encoding))
+        data = _decompress(raw, encoding)
     except HTTPException as err:
         raise Refused("invalid", err.status_code, str(err.detail)) from err
-    except RecursionError as err:
-        # The C decoder counts its depth against the interpreter's recursion limit (1000):
-        # the bound on nesting (a snapshot nests 5 deep).
-        raise Refused("invalid", 422, "body is not JSON we accept: nested too deeply") from err
-    except (ValueError, UnicodeDecodeError) as err:
-        raise Refused("invalid", 422, f"body is not JSON: {err}") from err
+    try:
+        return wire.parse_push(data, now=views.utcnow())
+    except ValidationError as err:
+        raise Refused("invalid", 422, _invalid(err)) from err
 
 
-@router.post("/ingest")
+def _invalid(err: ValidationError) -> str:
+    """The 422 detail of a body the wire schema refused."""
+    first = err.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        if "recursion limit" in first["msg"]:
+            # The parser's depth bound (a snapshot nests 5 deep).
+            return "body is not JSON we accept: nested too deeply"
+        return f"body is not JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
+    return f"body does not match the push schema ({SCHEMA}): {wire.validation_detail(err)}"
+
+
+@router.post("/ingest", openapi_extra={"requestBody": {
+    "required": True,
+    "description": "A PushBody as JSON, gzip-compressed with `Content-Encoding: gzip` (as "
+                   "collectors send it; plain JSON is accepted too). At most "
+                   f"{INGEST_MAX_COMPRESSED} bytes as sent and {INGEST_MAX_JSON} decompressed. "
+                   "`slabscope schema` prints the same JSON Schema.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PushBody"}}}}})
 async def ingest(request: Request) -> dict[str, Any]:
     """Store one pushed snapshot of the token's host (idempotent by snapshot_id)."""
     sessions: sessionmaker[Session] = request.app.state.sessions
@@ -110,7 +127,7 @@ async def ingest(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(_store_counted, request, host, body)
 
 
-def _store_counted(request: Request, host: str, body: Any) -> dict[str, Any]:
+def _store_counted(request: Request, host: str, body: wire.PushBody) -> dict[str, Any]:
     """Store, count the outcome, evaluate the host's alerts: one worker thread for all."""
     sessions: sessionmaker[Session] = request.app.state.sessions
     try:
@@ -165,42 +182,22 @@ def _count(sessions: sessionmaker[Session], outcome: str, host: str | None = Non
         log.warning("ingest %s not counted: %s", outcome, str(err).splitlines()[0])
 
 
-def _store(request: Request, host: str, body: Any) -> tuple[dict[str, Any], int | None]:
-    if not isinstance(body, dict) or not isinstance(body.get("snapshot"), dict):
-        raise Refused("invalid", 422, 'body must be {"snapshot_id": ..., "snapshot": {...}}')
-    sid = body.get("snapshot_id")
-    if not isinstance(sid, str) or not 8 <= len(sid) <= SNAPSHOT_ID_MAX:
-        raise Refused("invalid", 422, f"snapshot_id must be a string of 8 to "
-                                      f"{SNAPSHOT_ID_MAX} characters")
-    try:
-        snap = snapshot_from_dict(body["snapshot"])
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise Refused("invalid", 422, f"snapshot does not match {SCHEMA}: "
-                                      f"{type(err).__name__}: {err}") from err
+def _store(request: Request, host: str, body: wire.PushBody
+           ) -> tuple[dict[str, Any], int | None]:
+    sid = body.snapshot_id
+    snap = wire.to_snapshot(body.snapshot)
     if snap.host.hostname != host:
         raise Refused("forbidden", 403, f"this token writes only host {host!r}, not "
                                         f"{snap.host.hostname!r}")
     if host in (".", ".."):
         # A URL path cannot carry it: a browser resolves /hosts/.. (even %2E%2E) to /.
         raise Refused("invalid", 422, f"host name {host!r} cannot be shown: rename the host")
-    _check_taken_at(snap.taken_at)
     dropped = _dropped(request.headers.get("x-slabscope-spool-dropped", ""),
-                       body.get("spool_dropped_total"))
+                       body.spool_dropped_total)
     scrape_id = _write(request.app.state.sessions, snap, sid, dropped)
     if scrape_id is None:
         return {"status": "duplicate", "snapshot_id": sid}, dropped
     return {"status": "stored", "snapshot_id": sid, "scrape_id": scrape_id}, dropped
-
-
-def _check_taken_at(taken_at: datetime) -> None:
-    """A snapshot from the future would pin the host's last scrape and default ranges."""
-    if taken_at.tzinfo is None:
-        raise Refused("invalid", 422, "snapshot taken_at must carry a UTC offset")
-    latest = views.utcnow() + INGEST_MAX_CLOCK_SKEW
-    if taken_at > latest:
-        raise Refused("invalid", 422, f"snapshot taken_at {taken_at.isoformat()} is more than "
-                                      f"{INGEST_MAX_CLOCK_SKEW} ahead of the server's clock "
-                                      f"({latest.isoformat()} at the latest): check its clock")
 
 
 def _write(sessions: sessionmaker[Session], snap: Snapshot, sid: str,
