@@ -34,9 +34,10 @@ from app.deps import rules_of
 from app.domain.alerts import evaluate
 from app.domain.samples import Snapshot
 from app.domain.snapshot_json import SCHEMA, snapshot_from_dict
-from app.schemas.api import ERROR_RESPONSES
+from app.schemas.api import IngestOut, errors
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["ingest"],
+                   responses=errors(401, 403, 411, 413, 422, 503))
 log = logging.getLogger("slabscope.ingest")
 INGEST_MAX_COMPRESSED = 4 * 1024 * 1024
 INGEST_MAX_JSON = 32 * 1024 * 1024
@@ -91,7 +92,7 @@ def _parse(raw: bytes, encoding: str) -> Any:
         raise Refused("invalid", 422, f"body is not JSON: {err}") from err
 
 
-@router.post("/ingest")
+@router.post("/ingest", response_model=IngestOut, response_model_exclude_unset=True)
 async def ingest(request: Request) -> dict[str, Any]:
     """Store one pushed snapshot of the token's host (idempotent by snapshot_id)."""
     sessions: sessionmaker[Session] = request.app.state.sessions
