@@ -36,8 +36,8 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Fmt = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 METRIC = re.compile("^(?:" + "|".join(q.SCRAPE_METRICS)
                     + r"|cache:[^:]{1,255}:(?:bytes|objects|active_objs|slabs))$")
-CACHE_SORTS = ("bytes", "objects", "active_objs", "utilisation", "slabs", "growth_bytes",
-               "name", "object_size_bytes")
+CacheSort = Literal["bytes", "objects", "active_objs", "utilisation", "slabs", "growth_bytes",
+                    "name", "object_size_bytes"]
 
 
 def get_host(session: SessionDep, name: str) -> m.Host:
@@ -112,14 +112,12 @@ def _sort_key(sort: str):  # type: ignore[no-untyped-def]
 def host_caches(host: str, session: SessionDep, at: When = None,
                 window: Annotated[int, Query(ge=60, le=30 * 86_400,
                                              description="growth window, seconds")] = 86_400,
-                sort: Annotated[str, Query(description=", ".join(CACHE_SORTS))] = "bytes",
+                sort: Annotated[CacheSort, Query(description="the column to sort by")] = "bytes",
                 order: Annotated[Literal["asc", "desc"], Query()] = "desc",
                 limit: Limit = 100, offset: Offset = 0,
                 format: Fmt = "json") -> CachePage | Response:
     """The cache table at a time: bytes, objects, utilisation, growth over a window."""
     h = get_host(session, host)
-    if sort not in CACHE_SORTS:
-        raise HTTPException(422, f"sort must be one of {', '.join(CACHE_SORTS)}")
     items, when = views.caches(session, h.id, at, timedelta(seconds=window))
     items.sort(key=_sort_key(sort), reverse=order == "desc")
     if order == "desc":  # unknown values last either way
