@@ -1,12 +1,15 @@
-"""JSON shapes: pages of items, and the envelopes around views (app/domain/views.py)."""
+"""JSON shapes: pages of items, the envelopes around views (app/domain/views.py), the model's
+answers, and every error status a route can answer (declared so /openapi.json says what the
+server sends: tests/api/test_schemathesis.py holds every response to it)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.domain.alerts import Alert, AlertRules
 from app.domain.views import (
     CacheView,
     CgroupView,
@@ -15,6 +18,12 @@ from app.domain.views import (
     RemovedView,
     SeriesView,
 )
+from app.simulation.calibrate import Backtest
+from app.simulation.engine import EraResult
+from app.simulation.eras import EraModel
+from app.simulation.protocol import Step
+from app.simulation.refcounts import CacheRefs
+from app.simulation.scenarios import SelftestOutcome
 
 
 class ErrorOut(BaseModel):
@@ -23,11 +32,35 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+_ERRORS = {
+    400: "The body could not be read (not UTF-8 JSON)",
+    401: "No bearer token (`Authorization: Bearer <token>`)",
+    403: "Unknown or revoked token, or a snapshot of another host than the token's",
+    404: "No such host, cache or scenario",
+    409: "The host has too little history for this view yet",
+    411: "No Content-Length",
+    413: "The body is over the size limit (`detail` says which)",
+    422: "Invalid request: `detail` says which value and why",
+    503: "The database is unavailable or not migrated",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Declared error responses, each {"detail": "<sentence>"}."""
+    return {c: {"model": ErrorOut, "description": _ERRORS[c]} for c in codes}
+
+
 # Every error, validation included, is {"detail": "<sentence>"}: one shape for clients to read,
 # declared here so /openapi.json says what the server sends (not FastAPI's default list).
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorOut, "description": "Invalid request: `detail` says which value and why"},
-}
+ERROR_RESPONSES = errors(422)
+
+# ?format=csv of the table routes: the 200 is JSON or CSV.
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {
+    "description": "JSON by default; with format=csv, CSV with a header row",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+    "headers": {"Content-Disposition": {
+        "description": "With format=csv: attachment; filename=... (RFC 5987 filename*)",
+        "schema": {"type": "string"}}}}}
 
 
 class HostPage(BaseModel):
@@ -83,3 +116,130 @@ class RemovedPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class AlertsOut(BaseModel):
+    """Every alert that fires now, the rules, and whether a webhook is set."""
+
+    alerts: list[Alert]
+    rules: AlertRules
+    webhook: bool
+
+
+class ErasOut(BaseModel):
+    """Every era of the lifecycle model."""
+
+    eras: list[EraModel]
+
+
+class Scenario(BaseModel):
+    """A preset workload, as the body of POST /api/v1/simulations."""
+
+    name: str
+    description: str
+    workload: dict[str, Any]
+
+
+class ScenariosOut(BaseModel):
+    """Preset workloads and the test_kmem outcomes by era."""
+
+    scenarios: list[Scenario]
+    selftests: list[SelftestOutcome]
+
+
+class SimulationOut(BaseModel):
+    """A workload run in each chosen era, on one time grid."""
+
+    workload: str
+    seed: int
+    step_seconds: float
+    eras: dict[str, EraResult]
+
+
+class ProtocolOut(BaseModel):
+    """One per-memcg cache through offline and draining, event by event."""
+
+    variant: Literal["v4", "v5", "5.3"]
+    final_state: str
+    css_put: bool
+    violations: list[str]
+    steps: list[Step]
+
+
+class Observed(BaseModel):
+    """The host's dying memcgs, seconds since `start`."""
+
+    seconds: list[float]
+    dying: list[float]
+
+
+class FitOut(BaseModel):
+    """The workload fitted to the host's history."""
+
+    removed_per_day: float
+    pagecache_reclaim_per_day: float
+    initial_dying: int
+    initial_persistent_share: float
+    shares: dict[str, float]
+    rmse: float
+    words: list[str]
+
+
+class EraProjection(BaseModel):
+    """One era's projection, seconds since `start`."""
+
+    seconds: list[float]
+    dying: list[int]
+    dying_cost_bytes: list[float]
+    zombie_caches: list[float]
+    leftover_slab_bytes: list[float]
+
+
+class ProjectionOut(BaseModel):
+    """A host's history fitted, then projected in every era, with a backtest."""
+
+    host: str
+    era: str
+    days: float
+    start: datetime
+    observed: Observed
+    fit: FitOut
+    backtest: Backtest | None
+    projection: dict[str, EraProjection]
+
+
+class RefLink(BaseModel):
+    """A Sankey link: node indexes and the references it carries."""
+
+    source: int
+    target: int
+    refs: float
+
+
+class MemcgRefs(BaseModel):
+    """The css references held on one memcg."""
+
+    memcg: str
+    css_refs: float
+
+
+class RefcountsOut(BaseModel):
+    """Pages per cache and the references they would hold in an era."""
+
+    host: str
+    era: str
+    exact: bool
+    method: str
+    chain: str
+    nodes: list[str]
+    links: list[RefLink]
+    caches: list[CacheRefs]
+    memcgs: list[MemcgRefs]
+
+
+class IngestOut(BaseModel):
+    """A pushed snapshot stored, or already stored (a retry): nothing is stored twice."""
+
+    status: Literal["stored", "duplicate"]
+    snapshot_id: str
+    scrape_id: int | None = Field(default=None, description="only when stored")

@@ -12,7 +12,6 @@ import threading
 import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
@@ -20,14 +19,14 @@ from fastapi.responses import PlainTextResponse
 from app.db import fleetstate, views
 from app.deps import SessionDep, SettingsDep, rules_of
 from app.domain.alerts import Alert, evaluate
-from app.schemas.api import ERROR_RESPONSES
+from app.schemas.api import AlertsOut, errors
 
-router = APIRouter(tags=["alerts"], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["alerts"], responses=errors(503))
 log = logging.getLogger("slabscope.alerts")
 
 
-@router.get("/api/v1/alerts")
-def alerts(session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/api/v1/alerts", response_model=AlertsOut)
+def alerts(session: SessionDep, settings: SettingsDep) -> dict[str, object]:
     """Every alert that fires now, and the rules."""
     hosts, _ = views.fleet(session, limit=100_000, offset=0, now=views.utcnow(),
                            stale_after=timedelta(seconds=settings.stale_after_seconds))

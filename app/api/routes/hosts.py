@@ -18,24 +18,26 @@ from app.domain.cost import memcg_cost
 from app.domain.timerange import RangeError, resolve
 from app.domain.views import CacheView
 from app.schemas.api import (
-    ERROR_RESPONSES,
+    CSV_RESPONSE,
     CachePage,
     CgroupPage,
     HostOut,
     HostPage,
     RemovedPage,
     SeriesOut,
+    errors,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["hosts"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["hosts"], responses=errors(422, 503))
+NOT_FOUND = errors(404)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Fmt = Annotated[Literal["json", "csv"], Query(description="json (default) or csv")]
 METRIC = re.compile("^(?:" + "|".join(q.SCRAPE_METRICS)
                     + r"|cache:[^:]{1,255}:(?:bytes|objects|active_objs|slabs))$")
-CACHE_SORTS = ("bytes", "objects", "active_objs", "utilisation", "slabs", "growth_bytes",
-               "name", "object_size_bytes")
+CacheSort = Literal["bytes", "objects", "active_objs", "utilisation", "slabs", "growth_bytes",
+                    "name", "object_size_bytes"]
 
 
 def get_host(session: SessionDep, name: str) -> m.Host:
@@ -46,7 +48,7 @@ def get_host(session: SessionDep, name: str) -> m.Host:
     return host
 
 
-@router.get("/hosts", response_model=HostPage)
+@router.get("/hosts", response_model=HostPage, responses=CSV_RESPONSE)
 def list_hosts(session: SessionDep, settings: SettingsDep, limit: Limit = 100,
                offset: Offset = 0, format: Fmt = "json") -> HostPage | Response:
     """Hosts, most dying memcgs first, with growth, waste and last scrape."""
@@ -58,7 +60,7 @@ def list_hosts(session: SessionDep, settings: SettingsDep, limit: Limit = 100,
     return HostPage(items=items, total=total, limit=limit, offset=offset, cost_model=model)
 
 
-@router.get("/hosts/{host}", response_model=HostOut)
+@router.get("/hosts/{host}", response_model=HostOut, responses=NOT_FOUND)
 def host_detail(host: str, session: SessionDep, settings: SettingsDep) -> HostOut:
     """One host: summary, identity, and the sources its latest scrape could read."""
     d = views.host_detail(session, host, now=views.utcnow(),
@@ -68,7 +70,8 @@ def host_detail(host: str, session: SessionDep, settings: SettingsDep) -> HostOu
     return HostOut(host=d)
 
 
-@router.get("/hosts/{host}/series", response_model=SeriesOut)
+@router.get("/hosts/{host}/series", response_model=SeriesOut,
+            responses={**NOT_FOUND, **CSV_RESPONSE})
 def host_series(host: str, session: SessionDep,
                 metric: Annotated[str, Query(max_length=300, description=(
                     "memcg_dying, memcg_live, memcg_total, slab_bytes, sreclaimable_bytes, "
@@ -104,18 +107,17 @@ def _sort_key(sort: str):  # type: ignore[no-untyped-def]
     return key
 
 
-@router.get("/hosts/{host}/caches", response_model=CachePage)
+@router.get("/hosts/{host}/caches", response_model=CachePage,
+            responses={**NOT_FOUND, **CSV_RESPONSE})
 def host_caches(host: str, session: SessionDep, at: When = None,
                 window: Annotated[int, Query(ge=60, le=30 * 86_400,
                                              description="growth window, seconds")] = 86_400,
-                sort: Annotated[str, Query(description=", ".join(CACHE_SORTS))] = "bytes",
+                sort: Annotated[CacheSort, Query(description="the column to sort by")] = "bytes",
                 order: Annotated[Literal["asc", "desc"], Query()] = "desc",
                 limit: Limit = 100, offset: Offset = 0,
                 format: Fmt = "json") -> CachePage | Response:
     """The cache table at a time: bytes, objects, utilisation, growth over a window."""
     h = get_host(session, host)
-    if sort not in CACHE_SORTS:
-        raise HTTPException(422, f"sort must be one of {', '.join(CACHE_SORTS)}")
     items, when = views.caches(session, h.id, at, timedelta(seconds=window))
     items.sort(key=_sort_key(sort), reverse=order == "desc")
     if order == "desc":  # unknown values last either way
@@ -127,7 +129,8 @@ def host_caches(host: str, session: SessionDep, at: When = None,
                      total=len(items), limit=limit, offset=offset)
 
 
-@router.get("/hosts/{host}/caches/{name:path}/series", response_model=SeriesOut)
+@router.get("/hosts/{host}/caches/{name:path}/series", response_model=SeriesOut,
+            responses={**NOT_FOUND, **CSV_RESPONSE})
 def cache_series(host: str, name: str, session: SessionDep,
                  what: Annotated[Literal["bytes", "objects", "active_objs", "slabs"],
                                  Query()] = "bytes",
@@ -140,7 +143,8 @@ def cache_series(host: str, name: str, session: SessionDep,
                        format)
 
 
-@router.get("/hosts/{host}/cgroups", response_model=CgroupPage)
+@router.get("/hosts/{host}/cgroups", response_model=CgroupPage,
+            responses={**NOT_FOUND, **CSV_RESPONSE})
 def host_cgroups(host: str, session: SessionDep, at: When = None, limit: Limit = 1000,
                  offset: Offset = 0, format: Fmt = "json") -> CgroupPage | Response:
     """The cgroup trees with live and dying counts per subtree and memory.stat figures."""
@@ -152,7 +156,8 @@ def host_cgroups(host: str, session: SessionDep, at: When = None, limit: Limit =
     return CgroupPage(at=when, items=page, total=len(items), limit=limit, offset=offset)
 
 
-@router.get("/hosts/{host}/removed", response_model=RemovedPage)
+@router.get("/hosts/{host}/removed", response_model=RemovedPage,
+            responses={**NOT_FOUND, **CSV_RESPONSE})
 def host_removed(host: str, session: SessionDep, since: When = None, until: When = None,
                  limit: Limit = 100, offset: Offset = 0,
                  format: Fmt = "json") -> RemovedPage | Response:

@@ -37,9 +37,10 @@ from app.domain.samples import Snapshot
 from app.domain.snapshot_json import SCHEMA
 from app.fleet import wire
 from app.fleet.tokens import token_hash
-from app.schemas.api import ERROR_RESPONSES
+from app.schemas.api import IngestOut, errors
 
-router = APIRouter(prefix="/api/v1", tags=["ingest"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/v1", tags=["ingest"],
+                   responses=errors(401, 403, 411, 413, 422, 503))
 log = logging.getLogger("slabscope.ingest")
 INGEST_MAX_COMPRESSED = 4 * 1024 * 1024
 INGEST_MAX_JSON = 32 * 1024 * 1024
@@ -108,7 +109,8 @@ def _invalid(err: ValidationError) -> str:
                    "collectors send it; plain JSON is accepted too). At most "
                    f"{INGEST_MAX_COMPRESSED} bytes as sent and {INGEST_MAX_JSON} decompressed. "
                    "`slabscope schema` prints the same JSON Schema.",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PushBody"}}}}})
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PushBody"}}}}},
+    response_model=IngestOut, response_model_exclude_unset=True)
 async def ingest(request: Request) -> dict[str, Any]:
     """Store one pushed snapshot of the token's host (idempotent by snapshot_id)."""
     sessions: sessionmaker[Session] = request.app.state.sessions
