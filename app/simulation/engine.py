@@ -428,8 +428,15 @@ def work(w: Workload, eras: int) -> Work:
         n = expected_cgroups(job, w.duration_seconds)
         total_n += n
         groups: dict[tuple[Kind, float, tuple[float, ...]], int] = {}
+        # _affected reads only these of a leftover: O(leftovers + events), not their product.
+        cuts_of: dict[tuple[Kind, bool, bool], tuple[float, ...]] = {}
         for left in job.leftovers:
-            cuts = tuple(sorted(ev.at_seconds for ev in w.events if _affected(ev, left, job)))
+            how = (left.kind, left.mean_life_seconds is None,
+                   left.cache is not None and left.cache.reclaimable)
+            cuts = cuts_of.get(how)
+            if cuts is None:
+                cuts = cuts_of[how] = tuple(sorted(ev.at_seconds for ev in w.events
+                                                   if _affected(ev, left, job)))
             groups[left.kind, rate_of(left, w), cuts] = len(cuts)
             kinds = 3 if left.kind is Kind.SLAB else 1  # objects, pages, non-empty caches
             parts = min(len(cuts) + 1, max(n, 1.0))  # removals split by the events

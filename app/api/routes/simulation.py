@@ -22,9 +22,10 @@ from app.modelviews import (
 from app.schemas.api import ERROR_RESPONSES, ErrorOut
 from app.schemas.simulation import SimulationIn
 from app.simulation import protocol, sandbox
-from app.simulation.engine import work
+from app.simulation.engine import Work, work
 from app.simulation.eras import ERAS
 from app.simulation.scenarios import PRESETS, selftests
+from app.simulation.workload import Workload
 
 log = logging.getLogger("slabscope.web")
 router = APIRouter(prefix="/api/v1", tags=["model"], responses=ERROR_RESPONSES)
@@ -66,6 +67,11 @@ def _gate(request: Request) -> sandbox.Gate:
     return gate
 
 
+def _estimate(body: SimulationIn, eras: int) -> tuple[Workload, Work]:
+    w = to_workload(body)
+    return w, work(w, eras)
+
+
 def _busy(detail: str) -> HTTPException:
     return HTTPException(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
@@ -78,9 +84,9 @@ async def run_simulation(body: SimulationIn, request: Request) -> dict[str, Any]
     memory, CPU and time limits, one of a few per server process.
     """
     settings: Settings = request.app.state.settings
-    w = to_workload(body)
     eras = list(body.eras)
-    cost = work(w, len(eras))
+    # O(leftovers x events) in Python: up to a few hundred ms for the largest body.
+    w, cost = await run_in_threadpool(_estimate, body, len(eras))
     if cost.total > settings.simulation_max_work:
         raise HTTPException(422, budget_error(cost, settings.simulation_max_work))
     gate = _gate(request)
