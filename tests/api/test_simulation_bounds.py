@@ -192,3 +192,23 @@ def test_the_openapi_documents_the_bounds(client: TestClient) -> None:
     op = client.get("/openapi.json").json()["paths"]["/api/v1/simulations"]["post"]
     assert "Retry-After" in op["responses"]["503"]["headers"]
     assert "SLABSCOPE_SIMULATION_MAX_WORK" in op["responses"]["422"]["description"]
+
+
+@pytest.mark.parametrize("shape", [
+    {"period_seconds": 3600.0}, {"period_seconds": 600.0, "count": 50},
+    {"count": 777}, {"per_day": 0.0, "count": 0}])
+def test_the_estimate_counts_the_cgroups_the_engine_creates(shape: dict[str, Any]) -> None:
+    body = big(1000, leftovers=3, events=2, steps=100, eras=2)
+    body["classes"][0] = {**body["classes"][0], "per_day": 0, **shape,
+                          "start_seconds": 86_400.5}
+    s = SimulationIn.model_validate(body)
+    w = to_workload(s)
+    created = engine.simulate(w, list(s.eras)).eras["pre-5.3"].created_total
+    est = engine.work(w, 2)
+    assert est.cgroups == created and est.steps == 100 and est.leftovers == 3
+    # Every term grows with what it counts: doubling the steps grows the convolution term 4x.
+    w2 = to_workload(SimulationIn.model_validate({**body, "step_seconds":
+                                                  body["step_seconds"] * 99 / 199}))
+    assert engine.work(w2, 2).steps == 200
+    assert engine.work(w2, 2).terms["steps_squared"] == pytest.approx(
+        4 * est.terms["steps_squared"], rel=1e-9)
