@@ -111,10 +111,16 @@ def test_normal_and_keep_alive_requests_still_work(server: Serve) -> None:
     with connect(server) as s:
         for _ in range(3):
             s.sendall(REQUEST)
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += s.recv(65536)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += s.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 OK"), head
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += s.recv(65536)
+            assert body == b'{"status":"ok","database":"ok"}'
             # Idle between requests for less than the deadline: the connection stays open.
             time.sleep(HEADER_TIMEOUT / 2)
     # A POST with its body is answered (an empty workload: the model's 422).
