@@ -47,6 +47,7 @@ bench-quick: venv bench-deps
 	$(BIN)/python bench/scrape.py --quick
 	$(BIN)/python bench/model.py --quick
 	$(BIN)/python bench/pages.py --quick
+	$(BIN)/python bench/simulations.py --quick
 	$(BIN)/python bench/fleet.py --quick
 
 clean:

@@ -233,8 +233,10 @@ def serve(
     get_settings.cache_clear()
     typer.echo(f"slabscope: dashboard on http://{s.web_host}:{s.web_port} "
                f"({s.web_workers} worker{'s' if s.web_workers > 1 else ''})", err=True)
+    # Each worker speaks h11 with deadlines for slow requests (app/webserver.py).
     uvicorn.run("app.main:create_app", factory=True, host=s.web_host, port=s.web_port,
-                workers=s.web_workers, log_level="warning", access_log=False)
+                workers=s.web_workers, log_level="warning", access_log=False,
+                http="app.webserver:TimedH11Protocol")
 
 
 hosts_cli = typer.Typer(help="Push tokens of fleet hosts (stored as SHA-256 only).",

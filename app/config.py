@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8000, ge=1, le=65535)
     # Server processes of `slabscope serve`; they share nothing but the database.
     web_workers: int = Field(default=1, ge=1, le=64)
+    # A request's headers must arrive within this long of the connection being ready for it,
+    # and its body within the second of the headers; else the connection is closed (408).
+    web_header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    web_body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # POST /api/v1/simulations: a body whose estimated work (units of about 1 ns of CPU here,
+    # app/simulation/engine.py work()) is over this is a 422 before anything runs.
+    simulation_max_work: float = Field(default=3e9, gt=0)
+    # Each accepted simulation runs in a child process with these limits (over one: 422,
+    # or 503 for the wall clock), at most this many at once per server process (503 beyond).
+    simulation_memory_bytes: int = Field(default=2 << 30, ge=1 << 20)
+    simulation_cpu_seconds: int = Field(default=30, ge=1)
+    simulation_timeout_seconds: float = Field(default=60.0, gt=0)
+    simulation_concurrency: int = Field(default=1, ge=1, le=64)
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ from app.db import queries as q
 from app.db import views
 from app.schemas.simulation import SimulationIn
 from app.simulation import calibrate
+from app.simulation.engine import Work
 from app.simulation.refcounts import refcounts
 from app.simulation.workload import (
     DENTRY,
@@ -55,6 +56,26 @@ def to_workload(s: SimulationIn) -> Workload:
                                                      s.pressure.pagecache_per_day),
                     tuple(Event(e.at_seconds, e.kind, e.mode, e.job) for e in s.events),
                     s.days * 86_400.0, s.step_seconds, s.cpus, s.numa_nodes)
+
+
+# What a client can change to shrink each term of the work estimate.
+WORK_FIELDS = {
+    "cgroups": "cgroups (classes[].count, per_day or period_seconds, days) or eras",
+    "cgroups_events": "cgroups or leftovers (classes[].leftovers) or events",
+    "steps_squared": "steps (raise step_seconds or lower days), leftovers or events",
+    "steps_eras": "steps, leftovers or eras",
+}
+
+
+def budget_error(cost: Work, budget: float) -> str:
+    """The 422 detail of a body over the simulation budget: both figures, what to reduce."""
+    terms = sorted(cost.terms.items(), key=lambda kv: -kv[1])
+    parts = [f"{name} {value / cost.total:.0%} (reduce {WORK_FIELDS[name]})"
+             for name, value in terms if value >= 0.1 * cost.total]
+    return (f"the simulation's estimated work is {cost.total:.3g} units, over the budget of "
+            f"{budget:.3g} (SLABSCOPE_SIMULATION_MAX_WORK; a unit is about 1 ns of CPU): "
+            f"{cost.cgroups:,.0f} cgroups, {cost.steps} steps, {cost.leftovers} leftovers, "
+            f"{cost.eras} eras; most of it is " + "; ".join(parts))
 
 
 def workload_json(w: Workload) -> dict[str, Any]:

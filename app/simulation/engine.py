@@ -375,3 +375,75 @@ def _era(era: EraModel, w: Workload, cohorts: list[_Cohort], times: Array,
         leftover_slab_bytes=slab_bytes.tolist(), cache_refs=cache_refs.tolist(),
         memcg_refs=memcg_refs.tolist(), parent_refs=parent_refs.tolist(),
         created_total=created, freed_total=freed, never_freed=never)
+
+
+# What a run costs, from the workload alone (before anything runs). Each term follows one
+# loop of the engine above; the weights are nanoseconds per element on a 2-core x86_64 (fit
+# by bench/simulations.py --fit: within about 1.5x of the measured time for runs over 1 s).
+WORK_WEIGHTS = {"cgroups": 10.0, "cgroups_events": 57.0, "steps_squared": 0.6,
+                "steps_eras": 150.0}
+WORK_BASE = 20e6  # the fixed part of a run (about 20 ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """The estimated cost of a run in work units (about 1 ns of CPU each), term by term.
+
+    * cgroups: drawing each class's cgroups and, in every era, sorting their removal and
+      release times (cgroups x (pin groups + log cgroups) x eras);
+    * cgroups_events: binning each leftover's removals per event (cgroups x leftovers x
+      events that reach them);
+    * steps_squared: convolving each leftover's removals with its survival curve (leftovers x
+      events x steps^2);
+    * steps_eras: each leftover's curves in every era (leftovers x steps x eras).
+    """
+
+    cgroups: float  # cgroups the classes create over the horizon, summed
+    steps: int
+    eras: int
+    leftovers: int
+    terms: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        """All terms and the fixed base, in work units."""
+        return WORK_BASE + sum(self.terms.values())
+
+
+def expected_cgroups(job: JobClass, duration: float) -> float:
+    """How many cgroups a class creates over the horizon (the mean, for Poisson classes)."""
+    span = max(0.0, duration - job.start_seconds)
+    if job.period_seconds:
+        n = float(int(span // job.period_seconds) + 1)
+        return n if job.count is None else min(n, float(job.count))
+    return float(job.count) if job.count is not None else job.per_day * span / 86_400.0
+
+
+def work(w: Workload, eras: int) -> Work:
+    """The estimated cost of simulate(w) in `eras` eras, without running anything."""
+    k = w.steps
+    terms = dict.fromkeys(WORK_WEIGHTS, 0.0)
+    total_n = 0.0
+    for job in w.classes:
+        n = expected_cgroups(job, w.duration_seconds)
+        total_n += n
+        groups: dict[tuple[Kind, float, tuple[float, ...]], int] = {}
+        # _affected reads only these of a leftover: O(leftovers + events), not their product.
+        cuts_of: dict[tuple[Kind, bool, bool], tuple[float, ...]] = {}
+        for left in job.leftovers:
+            how = (left.kind, left.mean_life_seconds is None,
+                   left.cache is not None and left.cache.reclaimable)
+            cuts = cuts_of.get(how)
+            if cuts is None:
+                cuts = cuts_of[how] = tuple(sorted(ev.at_seconds for ev in w.events
+                                                   if _affected(ev, left, job)))
+            groups[left.kind, rate_of(left, w), cuts] = len(cuts)
+            kinds = 3 if left.kind is Kind.SLAB else 1  # objects, pages, non-empty caches
+            parts = min(len(cuts) + 1, max(n, 1.0))  # removals split by the events
+            terms["cgroups_events"] += kinds * n * (1 + parts)
+            terms["steps_squared"] += kinds * parts * k * k
+        draws = sum(1 + cuts for cuts in groups.values())
+        terms["cgroups"] += n * (1 + draws) + eras * n * (len(groups) + 6 * math.log2(n + 2))
+        terms["steps_eras"] += eras * len(job.leftovers) * k
+    return Work(total_n, k, eras, sum(len(j.leftovers) for j in w.classes),
+                {t: v * WORK_WEIGHTS[t] for t, v in terms.items()})
