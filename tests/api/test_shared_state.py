@@ -28,6 +28,14 @@ from tests.api.fleet import Receiver, body, ingest_counts, spool_dropped
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60)  # not stale
 
 
+@pytest.fixture(autouse=True)
+def _recent_t0() -> None:
+    """T0 a minute before each test (not before the whole run: a slow run makes it stale,
+    and `stopped_reporting` would fire and be posted too)."""
+    global T0
+    T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60)
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
