@@ -49,6 +49,7 @@ bench-quick: venv bench-deps
 	$(BIN)/python bench/pages.py --quick
 	$(BIN)/python bench/simulations.py --quick
 	$(BIN)/python bench/fleet.py --quick
+	$(BIN)/python bench/faults.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis tests/artifacts

@@ -16,24 +16,22 @@ careful line-by-line parser, which names the file and line in its error.
 
 from __future__ import annotations
 
-import errno
 import os
 from array import array
 from collections.abc import Iterator
 from datetime import datetime
-from stat import S_ISREG
+from typing import NamedTuple
 
-from app.collector.errors import CollectorError, ParseError, SourceUnavailable
+from app.collector.errors import CollectorError, ParseError
+from app.collector.sources import _files
+from app.collector.sources._files import FileGone
 from app.collector.sources.cgroups import Hierarchy
 from app.domain.cgtable import U64_MAX
 
-_BUF = 1 << 16
 _U32 = (1 << 32) - 1
 S64_MIN = -(1 << 63)
-_GONE = (errno.ENOENT, errno.ENODEV)
 # A cgroup's memory.stat is ~2 kB; anything near this is not a cgroup file.
 CGROUP_FILE_MAX = 1 << 20
-_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
 
 class Schemas:
@@ -61,8 +59,8 @@ class Schemas:
 class Entry:
     """One cgroup's last read figures, compact."""
 
-    __slots__ = ("cgschema", "cgstat", "kmem", "odd", "read_at", "schema", "seen", "stat",
-                 "tried", "usage")
+    __slots__ = ("cgschema", "cgstat", "ino", "kmem", "odd", "read_at", "schema", "seen",
+                 "stat", "tried", "usage")
 
     def __init__(self) -> None:
         self.stat: array[int] | None = None  # memory.stat values in schema order ('I' or 'Q')
@@ -75,46 +73,16 @@ class Entry:
         self.read_at: datetime | None = None  # None: listed but never read successfully
         self.seen: datetime | None = None  # the last listing that had it
         self.tried: datetime | None = None  # the last read attempted, failed or not
+        # The directory's inode number: the kernel's identity of the cgroup (kernfs node id,
+        # the cgroup id on cgroup2), never reused soon; 0 until a listing gave it (a seed).
+        # A path listed with another inode is another cgroup: the old one was removed.
+        self.ino = 0
 
 
-class FileGone(Exception):
-    """The cgroup's file vanished (the cgroup is being removed)."""
-
-
-def read_bytes(path: str, limit: int = CGROUP_FILE_MAX) -> bytes:
-    """One kernel file's bytes, at most `limit`; FileGone when missing, else SourceUnavailable.
-
-    Never blocks and never reads without bound: opened O_NONBLOCK (a FIFO put in place of a
-    file must not hang the tick), regular files only (cgroupfs files are; a symlink to
-    /dev/zero is not), and a file longer than `limit` is an error, not a memory blow-up.
-    """
-    try:
-        fd = os.open(path, _FLAGS)
-    except OSError as err:
-        if err.errno in _GONE:
-            raise FileGone(path) from None
-        raise SourceUnavailable(path, os.strerror(err.errno or 0)) from None
-    try:
-        if not S_ISREG(os.fstat(fd).st_mode):
-            raise SourceUnavailable(path, "not a regular file (a FIFO, device or socket?): "
-                                    "not read")
-        data = os.read(fd, _BUF)
-        if len(data) == _BUF:  # a seq_file larger than the buffer: read the rest, bounded
-            parts = [data]
-            size = len(data)
-            while chunk := os.read(fd, min(_BUF, limit + 1 - size)):
-                parts.append(chunk)
-                size += len(chunk)
-                if size > limit:
-                    raise SourceUnavailable(path, f"longer than {limit} bytes: not read")
-            data = b"".join(parts)
-    except OSError as err:
-        if err.errno in _GONE:
-            raise FileGone(path) from None
-        raise SourceUnavailable(path, os.strerror(err.errno or 0)) from None
-    finally:
-        os.close(fd)
-    return data
+def read_bytes(path: str) -> bytes:
+    """One cgroup control file's bytes (one seq_file record: one read), bounded, never
+    blocking; FileGone when missing (the cgroup may be going), else SourceUnavailable."""
+    return _files.read_bytes(path, CGROUP_FILE_MAX, one_record=True)
 
 
 def parse_keyed(path: str, data: bytes, schemas: Schemas, hint: int,
@@ -238,8 +206,7 @@ class HierarchyState:
         except FileGone as gone:
             if not os.path.isdir(d):
                 return None
-            errors.append(SourceUnavailable(str(gone), "no such file (missing, or removed "
-                                            "mid-scrape)"))
+            errors.append(gone)
         except CollectorError as err:
             errors.append(err)
         return e
@@ -321,9 +288,21 @@ class HierarchyState:
         return {k for names in self.cg_schemas.names for k in names}
 
 
-def listing(h: Hierarchy) -> list[str]:
+class Listing(NamedTuple):
+    """One hierarchy's cgroup directories: raw paths below its mount, and their inodes."""
+
+    paths: list[str]
+    inodes: array[int]  # d_ino from the directory read (free: no stat), 0 when unknown
+
+
+def listing(h: Hierarchy) -> Listing:
     """Every cgroup directory of a hierarchy (root included) as raw paths below its mount."""
+    try:
+        root_ino = os.stat(h.fs_path).st_ino
+    except OSError:
+        root_ino = 0
     out = ["/"]
+    inodes = array("Q", [root_ino])
     stack = [(h.fs_path, "")]
     while stack:
         path, rel = stack.pop()
@@ -337,9 +316,10 @@ def listing(h: Hierarchy) -> list[str]:
                     # The raw name (surrogate-escaped) opens files; fs_name() is for display.
                     child = rel + "/" + entry.name
                     out.append(child)
+                    inodes.append(entry.inode())
                     if _may_have_children(entry):
                         stack.append((entry.path, child))
-    return out
+    return Listing(out, inodes)
 
 
 def _may_have_children(entry: os.DirEntry[str]) -> bool:

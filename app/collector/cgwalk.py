@@ -14,9 +14,9 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
-from app.collector.cgstate import Entry, HierarchyState, listing
+from app.collector.cgstate import Entry, HierarchyState, Listing, listing
 from app.collector.errors import CollectorError, SourceUnavailable
-from app.collector.sources._files import fs_name, read_text
+from app.collector.sources._files import fs_name, parse_flat_keyed, raw_name, read_text
 from app.collector.sources.cgroups import Hierarchy
 from app.collector.sources.slabinfo import parse_slabinfo
 from app.domain.cgtable import (
@@ -40,6 +40,8 @@ class CgroupTracker:
             for s in self.states)
         self.kmem_slabinfo = False
         self.listed_at: datetime | None = None  # the previous listing (a tick or a seed)
+        # memory.kmem.slabinfo read this tick (a new cgroup's, again for the series): once.
+        self._slab_read: dict[tuple[str, str], tuple[SlabinfoRow, ...] | None] = {}
 
     def use_kmem_slabinfo(self, era_fills_it: bool) -> None:
         """Read v1 memory.kmem.slabinfo: it lists caches only on <= 5.8 (empty since 5.9)."""
@@ -54,7 +56,9 @@ class CgroupTracker:
             if hs is None:
                 continue
             seeded = True
-            e = hs.entries.setdefault(c.path, Entry())
+            # Stored paths are for display (undecodable bytes as \\xNN escapes); the
+            # listing keys by the raw name: the same cgroup must have the same key.
+            e = hs.entries.setdefault(self._raw(hs, c.path), Entry())
             if c.memory_stat:
                 keys = [k.encode() for k in c.memory_stat]
                 vals = list(c.memory_stat.values())
@@ -71,26 +75,45 @@ class CgroupTracker:
         if seeded:  # an empty seed is no listing: else every cgroup would be "new" at once
             self.listed_at = taken_at
 
+    @staticmethod
+    def _raw(hs: HierarchyState, path: str) -> str:
+        """The listing's key of a stored (display) path."""
+        raw = raw_name(path)
+        if raw != path and not os.path.isdir(hs.dir_of(raw)) and os.path.isdir(
+                hs.dir_of(path)):
+            return path  # a name with a literal backslash-x: it is what it says
+        return raw
+
     # -- one tick ---------------------------------------------------------------------
-    def list_all(self) -> dict[str, list[str]]:
+    def list_all(self) -> dict[str, Listing]:
         """This tick's directory listing of every hierarchy."""
         return {s.kind: listing(s.h) for s in self.states}
 
-    def tick(self, listings: dict[str, list[str]], taken_at: datetime, walk: bool,
+    def tick(self, listings: dict[str, Listing], taken_at: datetime, walk: bool,
              errors: list[CollectorError]) -> tuple[list[CgroupSample], list[RemovedCgroup]]:
-        """Apply a listing: removals, new cgroups read at once, and the walk when due."""
+        """Apply a listing: removals, new cgroups read at once, and the walk when due.
+
+        A path listed with another inode than before was removed and made again since the
+        last listing: the old cgroup is reported removed and the new one new.
+        """
         report_new = self.listed_at is not None  # the first listing's cgroups are not "new"
         new: list[CgroupSample] = []
         removed: list[RemovedCgroup] = []
+        self._slab_read = {}
         for hs in self.states:
-            listed = listings.get(hs.kind, [])
+            listed = listings.get(hs.kind, Listing([], array("Q")))
             # Mark what the listing has with this tick's time (one shared object): no set of
             # 10,000 paths to find the missing ones, nor of the ones read already.
             unread = []
-            for rel in listed:
+            for rel, ino in zip(listed.paths, listed.inodes, strict=True):
                 e = hs.entries.get(rel)
                 if e is None:
                     e = hs.entries[rel] = Entry()
+                elif e.ino != ino and e.ino and ino:  # the same path, another cgroup
+                    if self.listed_at is not None:
+                        removed.append(self._removal(hs, rel, e, taken_at))
+                    e = hs.entries[rel] = Entry()
+                e.ino = ino
                 e.seen = taken_at
                 # Read at first sight; one that failed waits for the walk, not every tick.
                 if e.tried is None:
@@ -103,7 +126,7 @@ class CgroupTracker:
                 elif report_new and e.read_at is not None:
                     new.append(self.sample(hs, rel, e, errors))
             if walk:
-                for rel in listed:
+                for rel in listed.paths:
                     e = hs.entries.get(rel)
                     if e is not None and e.tried is not taken_at:  # once a tick at most
                         hs.read(rel, taken_at, errors)
@@ -122,9 +145,29 @@ class CgroupTracker:
             e = hs.entries.pop(rel)
             if self.listed_at is None:
                 continue
-            out.append(RemovedCgroup(hs.kind, fs_name(rel), self.listed_at, taken_at,
-                                     hs.memory_stat(e), e.usage, e.read_at))
+            out.append(self._removal(hs, rel, e, taken_at))
         return out
+
+    def _removal(self, hs: HierarchyState, rel: str, e: Entry,
+                 taken_at: datetime) -> RemovedCgroup:
+        assert self.listed_at is not None
+        return RemovedCgroup(hs.kind, fs_name(rel), self.listed_at, taken_at,
+                             hs.memory_stat(e), e.usage, e.read_at)
+
+    def root_cgroup_stat(self, kind: str, taken_at: datetime,
+                         errors: list[CollectorError]) -> dict[str, int]:
+        """The root's cgroup.stat now (cgroup2 dying count): the walk's read when this tick
+        had one, else one read of the file."""
+        hs = self.by_kind[kind]
+        e = hs.entries.get("/")
+        if e is not None and e.read_at is taken_at and e.cgstat is not None:
+            return hs.cgroup_stat(e) or {}
+        p = os.path.join(hs.h.fs_path, "cgroup.stat")
+        try:
+            return parse_flat_keyed(p, read_text(p))
+        except CollectorError as err:
+            errors.append(err)
+            return {}
 
     def sample(self, hs: HierarchyState, rel: str, e: Entry,
                errors: list[CollectorError]) -> CgroupSample:
@@ -135,12 +178,17 @@ class CgroupTracker:
 
     def _slabinfo(self, hs: HierarchyState, rel: str, errors: list[CollectorError]
                   ) -> tuple[SlabinfoRow, ...] | None:
+        key = (hs.kind, rel)
+        if key in self._slab_read:  # a new cgroup on a series tick: read once
+            return self._slab_read[key]
         p = os.path.join(hs.dir_of(rel), "memory.kmem.slabinfo")
+        rows: tuple[SlabinfoRow, ...] | None = None
         try:
-            return tuple(parse_slabinfo(p, read_text(p), allow_empty=True))
+            rows = tuple(parse_slabinfo(p, read_text(p), allow_empty=True))
         except CollectorError as err:
             errors.append(err)
-            return None
+        self._slab_read[key] = rows
+        return rows
 
     def kmem_slabinfo_rows(self, errors: list[CollectorError]) -> list[CgroupKmemSlabinfo]:
         """memory.kmem.slabinfo of every v1 cgroup (kernels <= 5.8), with the series."""

@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from app.collector import dying
+from app.collector.cgstate import Listing
 from app.collector.cgwalk import CgroupTracker
 from app.collector.errors import CollectorError
 from app.collector.sources import cgroups as cgsrc
 from app.collector.sources import host as hostsrc
 from app.collector.sources import procfs, slabinfo, slub
-from app.collector.sources._files import parse_flat_keyed, read_text
 from app.domain.eras import ERAS, UnknownRelease, era_for_release
 from app.domain.samples import (
     Cache,
@@ -253,6 +253,9 @@ class Collector:
         if series_due or full_due:
             self.walk.next_at = now + self.walk.interval
         new, removed = tracker.tick(dirs, taken_at, walk_due, scratch)
+        if memcg is None:  # cgroup2: the root's cgroup.stat, read by the walk if it ran
+            memcg = dying.count_v2(tracker.root_cgroup_stat("unified", taken_at, scratch),
+                                   len(dirs["unified"].paths))
         del dirs  # 10,000 paths: free before the tables are built
         series = tracker.series_table() if series_due else None
         full = tracker.full_table() if full_due else None
@@ -352,14 +355,16 @@ class Collector:
 
     def _cgroups(
         self, state: _BootState, errs: list[tuple[str, CollectorError]]
-    ) -> tuple[MemcgCount, list[ProcCgroupsRow], dict[str, list[str]]]:
+    ) -> tuple[MemcgCount | None, list[ProcCgroupsRow], dict[str, Listing]]:
+        """The memcg count (None: cgroup2's, from the root's cgroup.stat after the tick),
+        /proc/cgroups, and a listing consistent with it."""
         o = self.options
         tracker = self._tracker(state)
         by_kind = {h.kind: h for h in state.hierarchies}
         v1 = by_kind.get("memory")
         v2 = by_kind.get("unified")
         proc_rows: list[ProcCgroupsRow] = []
-        dirs: dict[str, list[str]] = {}
+        dirs: dict[str, Listing] = {}
         # /proc/cgroups, the listing, /proc/cgroups again: other processes create and remove
         # cgroups all the time, so accept the listing only when the count did not move.
         for _ in range(CONSISTENT_TRIES):
@@ -377,17 +382,13 @@ class Collector:
             if (a.num_cgroups if a else None) == (b.num_cgroups if b else None):
                 break
         row = dying.memory_row(proc_rows)
+        memcg: MemcgCount | None
         if v1 is not None and row is not None:
-            memcg = dying.count_v1(row.num_cgroups, len(dirs.get("memory", [])))
+            memcg = dying.count_v1(row.num_cgroups, len(dirs["memory"].paths))
         elif v2 is not None and v2.memory_controller:
-            # The root's cgroup.stat every tick: the dying count is a host-level figure.
-            p = os.path.join(v2.fs_path, "cgroup.stat")
-            try:
-                root_stat = parse_flat_keyed(p, read_text(p))
-            except CollectorError as err:
-                errs.append(("cgroup", err))
-                root_stat = {}
-            memcg = dying.count_v2(root_stat, len(dirs.get("unified", [])))
+            # The root's cgroup.stat every tick (the dying count is a host-level figure), once:
+            # on a walk tick the walk reads it.
+            memcg = None
         elif row is None:
             memcg = dying.unavailable("no memory row in /proc/cgroups (memory controller "
                                       "disabled or not built)")

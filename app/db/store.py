@@ -100,11 +100,13 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
     _write_errors(session, sid, snap)
     _write_slab_samples(session, host_id, sid, _cache_ids(session, host_id, snap), snap)
     cg = _lookup_cgroups(session, host_id, snap)
+    # Removals first: a path removed and made again between two ticks comes as the old
+    # cgroup removed and the new one new, in one snapshot; the new one must end live.
+    _write_removed(session, host_id, snap, cg)
     _write_new_cgroups(session, host_id, snap, cg)
     _write_frames(session, host_id, sid, snap, cg)
     _write_kmem(session, sid, snap, cg)
     _write_memcg(session, sid, snap)
-    _write_removed(session, host_id, snap, cg)
     return sid
 
 
@@ -418,3 +420,4 @@ def _write_removed(session: Session, host_id: int, snap: Snapshot, cg: _Cgroups)
         for i in range(0, len(ids), _CHUNK):
             session.execute(update(t).where(t.c.id.in_(ids[i:i + _CHUNK]))
                             .values(removed_at=when, last_seen_at=last))
+        cg.removed.update(ids)

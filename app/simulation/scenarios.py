@@ -6,6 +6,7 @@ engine (it is about dying memcgs); the others are outcomes derived from each era
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.simulation.engine import simulate
@@ -125,28 +126,33 @@ def _dead_cgroups_outcome(era: EraModel) -> SelftestOutcome:
     return SelftestOutcome("test_kmem_dead_cgroups", era.name, dying == 0, why)
 
 
-def selftests(era_names: list[str] | None = None) -> list[SelftestOutcome]:
-    """test_kmem.c's tests, era by era (kernel-notes.md section 4)."""
+def selftests(eras: Sequence[str | EraModel] | None = None) -> list[SelftestOutcome]:
+    """test_kmem.c's tests, era by era (kernel-notes.md section 4), from each era's facts.
+
+    Eras are given by name or as EraModel records (a record with other facts gives the
+    outcomes those facts imply: nothing here reads an era's name).
+    """
     out: list[SelftestOutcome] = []
-    for name in era_names or list(ERAS):
-        era = ERAS[name]
+    for given in eras or list(ERAS):
+        era = ERAS[given] if isinstance(given, str) else given
+        name = era.name
         out.append(_dead_cgroups_outcome(era))
         out.append(SelftestOutcome(
             "test_kmem_basic", name, True,
             "memory.high=1M reclaims the cgroup's own dentries: slab drops below half"))
-        fix = name != "5.3"
+        drift = era.nonleaf_slab_stats_drift
         out.append(SelftestOutcome(
-            "test_kmem_memcg_deletion", name, fix,
-            "stats of removed children stay consistent at the parent" if fix else
-            "5.3 as merged: reparented slab counters on non-leaf lruvecs drift until the "
-            "stat-flush follow-ups (Fixes: fb2f2b0adb98)"))
+            "test_kmem_memcg_deletion", name, not drift,
+            "stats of removed children stay consistent at the parent" if not drift else
+            "reparented slab counters on non-leaf lruvecs drift until the stat-flush "
+            "follow-ups (Fixes: fb2f2b0adb98)"))
         out.append(SelftestOutcome("test_kmem_kernel_stacks", name, True,
                                    "kernel_stack is accounted in bytes since 4.6"))
         out.append(SelftestOutcome("test_kmem_proc_kpagecgroup", name, True,
                                    "/proc/kpagecgroup reads to EOF"))
-        percpu = name in ("objcg", "objcg-kmem", "lru-reparent")
+        percpu = era.memory_stat_percpu
         out.append(SelftestOutcome(
             "test_percpu_basic", name, percpu,
             "percpu is charged and shown in memory.stat (5.9+)" if percpu else
-            "no percpu key in memory.stat before 5.9: the check cannot pass"))
+            "no percpu key in memory.stat (before 5.9): the check cannot pass"))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from app.api.routes.alerts import WEBHOOK_THREAD
 from app.cli import cli
 from app.config import Settings
 from app.db import fleetstate
@@ -28,8 +30,8 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60)  # not sta
 
 @pytest.fixture(autouse=True)
 def _recent_t0() -> None:
-    # A minute before each test, not before the collection: a slow suite reaches these tests
-    # minutes later, when a snapshot taken at the collection would make the host stale.
+    """T0 a minute before each test (not before the whole run: a slow run makes it stale,
+    and `stopped_reporting` would fire and be posted too)."""
     global T0
     T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60)
 
@@ -61,6 +63,16 @@ def _until(ok: Any, what: str, seconds: float = 10) -> None:
         time.sleep(0.02)
 
 
+def _webhooks_done(seconds: float = 10) -> None:
+    """Join every webhook post thread (started before the ingest that fired it answered):
+    after this, every post is in the receiver and every mark is written."""
+    deadline = time.monotonic() + seconds
+    for t in threading.enumerate():
+        if t.name == WEBHOOK_THREAD:
+            t.join(max(0.0, deadline - time.monotonic()))
+            assert not t.is_alive(), "a webhook post did not finish"
+
+
 def _alert_rows(c: TestClient) -> list[tuple[str, str, bool]]:
     with c.app.state.sessions() as s:  # type: ignore[attr-defined]
         return [(r.host_name, r.rule, r.notified_at is not None) for r in
@@ -76,15 +88,12 @@ def test_alert_fires_once_clears_and_fires_again(db_url: str, receiver: Receiver
         for i, d in enumerate(dying):
             assert _push(c, "token-a", body(f"snap-{i:08d}", "vm-a", d,
                                             T0 + timedelta(seconds=i))) == 200
-            if i == 1:
-                _until(lambda: _alert_rows(c) == [("vm-a", "dying_memcgs", True)],
-                       "the first firing to be posted and marked")
-            if i == 4:
-                assert _alert_rows(c) == []  # stopped firing: its row is gone
-        _until(lambda: receiver.pairs()[("vm-a", "dying_memcgs")] == 2, "the re-fire")
-        _until(lambda: _alert_rows(c) == [("vm-a", "dying_memcgs", True)], "the mark")
+            _webhooks_done()  # each push's post (if it fired one) is in before the next
+            posted = {0: 0, 1: 1, 2: 1, 3: 1, 4: 1, 5: 2, 6: 2}[i]
+            assert receiver.pairs() == ({("vm-a", "dying_memcgs"): posted} if posted else {})
+            firing = [("vm-a", "dying_memcgs", True)] if d > 100 else []
+            assert _alert_rows(c) == firing  # posted and marked; stopped firing: row gone
         assert [b["alerts"][0]["value"] for b in receiver.bodies] == [118, 130]
-        assert receiver.pairs() == {("vm-a", "dying_memcgs"): 2}
 
 
 def test_alert_the_webhook_refused_is_posted_again_once(db_url: str) -> None:
@@ -104,13 +113,20 @@ def test_alert_the_webhook_refused_is_posted_again_once(db_url: str) -> None:
                                                 T0 + timedelta(seconds=sent)))
 
             assert push_one() == 200
-            _until(lambda: len(receiver.refused) == 1, "the refused post")
+            _webhooks_done()
+            assert len(receiver.refused) == 1 and receiver.bodies == []
             assert _alert_rows(c) == [("vm-a", "dying_memcgs", False)]
-            # Ingests go on; the first one past the retry delay posts it again.
-            _until(lambda: push_one() == 200 and bool(receiver.bodies), "the repost")
-            _until(lambda: _alert_rows(c) == [("vm-a", "dying_memcgs", True)], "the mark")
+            # Ingests go on; the first one past the retry delay (0.2 s) posts it again.
+            def reposted() -> bool:
+                assert push_one() == 200
+                _webhooks_done()
+                return bool(receiver.bodies)
+            _until(reposted, "the repost")
+            assert _alert_rows(c) == [("vm-a", "dying_memcgs", True)]
             for _ in range(3):
                 assert push_one() == 200
+            _webhooks_done()  # any post those pushes started has arrived
+            assert len(receiver.refused) == 1
             assert receiver.pairs() == {("vm-a", "dying_memcgs"): 1}
             assert receiver.refused[0] == receiver.bodies[0]
     finally:

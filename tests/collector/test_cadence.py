@@ -4,13 +4,16 @@ series and full tables, removals with the memory.stat last read. Time is stepped
 from __future__ import annotations
 
 import shutil
+from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from app.collector import cgwalk
+from app.collector.cgstate import Listing
 from app.collector.scrape import Collector, CollectorOptions
+from app.collector.sources.cgroups import Hierarchy
 from app.domain.cgtable import STAT, USAGE
 from app.domain.samples import CgroupSample, Snapshot
 from tests.conftest import ERAS
@@ -225,7 +228,12 @@ def test_listing_that_misses_an_existing_directory_removes_nothing(
     _mk(tree, "/job")
     _at(c, clock, 0)
     real = cgwalk.listing
-    monkeypatch.setattr(cgwalk, "listing", lambda h: [p for p in real(h) if p != "/job"])
+    def missing_job(h: Hierarchy) -> Listing:
+        full = real(h)
+        keep = [i for i, p in enumerate(full.paths) if p != "/job"]
+        return Listing([full.paths[i] for i in keep], array("Q", (full.inodes[i] for i in keep)))
+
+    monkeypatch.setattr(cgwalk, "listing", missing_job)
     s = _at(c, clock, 15)
     assert s.removed == ()
     assert any("listing did not reach it" in e.message for e in s.errors)

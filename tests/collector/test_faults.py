@@ -7,8 +7,6 @@ deadline: a hang fails the test instead of hanging it, and the break must show u
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -16,19 +14,15 @@ import pytest
 
 from app.collector.scrape import Collector, CollectorOptions
 from app.domain.samples import Snapshot
-from tests.conftest import ROOT
+from tests.collector import faultroots as fr
+from tests.collector.faultroots import CHILD
 
-FIXTURE = ROOT / "tests/fixtures/host-6.18"
-MEM = "sys/fs/cgroup/memory"
-CHILD = "process_api/aef8847759c1271ed33ecf6b4153e8fb"
 DEADLINE = 60.0  # seconds; every case takes well under one
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    dst = tmp_path / "host"
-    shutil.copytree(FIXTURE, dst, symlinks=True)
-    return dst
+    return fr.copy_host(tmp_path / "host")
 
 
 def collect(root: Path) -> Snapshot:
@@ -57,18 +51,9 @@ def errors_for(s: Snapshot, suffix: str) -> list[str]:
     return [e.message for e in s.errors if e.path.endswith(suffix)]
 
 
-def replace_with(path: Path, make: str) -> None:
-    path.unlink()
-    if make == "fifo":
-        os.mkfifo(path)
-    else:
-        os.symlink(make, path)
-
-
 @pytest.mark.parametrize("make", ["fifo", "/dev/zero"])
 def test_fifo_or_dev_zero_as_a_proc_file_is_an_error(root: Path, make: str) -> None:
-    replace_with(root / "proc/slabinfo", make)
-    replace_with(root / "proc/meminfo", make)
+    fr.proc_files_as(root, make)
     s = collect(root)
     for name in ("proc/slabinfo", "proc/meminfo"):
         msgs = errors_for(s, name)
@@ -79,7 +64,7 @@ def test_fifo_or_dev_zero_as_a_proc_file_is_an_error(root: Path, make: str) -> N
 
 @pytest.mark.parametrize("make", ["fifo", "/dev/zero"])
 def test_fifo_or_dev_zero_as_a_cgroup_file_is_an_error(root: Path, make: str) -> None:
-    replace_with(root / MEM / "process_api/memory.stat", make)
+    fr.cgroup_file_as(root, make)
     s = collect(root)
     assert errors_for(s, "process_api/memory.stat") == [
         "not a regular file (a FIFO, device or socket?): not read"]
@@ -89,20 +74,14 @@ def test_fifo_or_dev_zero_as_a_cgroup_file_is_an_error(root: Path, make: str) ->
 
 
 def test_symlink_loop_in_place_of_a_file_is_an_error(root: Path) -> None:
-    p = root / MEM / "process_api/memory.stat"
-    p.unlink()
-    os.symlink("memory.stat.b", p)
-    os.symlink("memory.stat", p.with_name("memory.stat.b"))
-    replace_with(root / "proc/vmstat", str(root / "proc/vmstat"))  # points at itself
+    fr.symlink_loop_files(root)
     s = collect(root)
     assert errors_for(s, "process_api/memory.stat") == ["Too many levels of symbolic links"]
     assert errors_for(s, "proc/vmstat") == ["Too many levels of symbolic links"]
 
 
 def test_symlink_loops_in_the_cgroup_tree_are_not_followed(root: Path) -> None:
-    d = root / MEM / "process_api"
-    os.symlink(".", d / "self")
-    os.symlink("..", d / "up")
+    fr.symlink_loops_in_tree(root)
     s = collect(root)
     assert s.full is not None
     paths = {p for h, p in zip(s.full.hierarchies, s.full.paths, strict=True) if h == "memory"}
@@ -111,18 +90,13 @@ def test_symlink_loops_in_the_cgroup_tree_are_not_followed(root: Path) -> None:
 
 
 def test_a_file_longer_than_its_bound_is_an_error(root: Path) -> None:
-    (root / MEM / "process_api/memory.stat").write_bytes(b"cache 1\n" * (1 << 18))  # 2 MiB
+    fr.long_file(root)
     s = collect(root)
     assert errors_for(s, "process_api/memory.stat") == ["longer than 1048576 bytes: not read"]
 
 
 def test_truncated_binary_and_empty_files(root: Path) -> None:
-    text = (root / "proc/slabinfo").read_text()
-    (root / "proc/slabinfo").write_text(text[: len(text) // 2])  # cut mid-line
-    (root / "proc/vmstat").write_bytes(bytes(range(256)) * 8)
-    (root / "proc/meminfo").write_bytes(b"")
-    (root / MEM / "process_api/memory.stat").write_bytes(b"")
-    (root / MEM / CHILD / "memory.usage_in_bytes").write_bytes(b"\x00\xff\xfe")
+    fr.truncated_binary_empty(root)
     s = collect(root)
     assert len(errors_for(s, "proc/slabinfo")) == 1
     assert len(errors_for(s, "proc/vmstat")) == 1
@@ -137,50 +111,32 @@ def test_truncated_binary_and_empty_files(root: Path) -> None:
 
 
 def test_empty_vmstat_is_an_error(root: Path) -> None:
-    (root / "proc/vmstat").write_bytes(b"")
+    fr.empty_vmstat(root)
     s = collect(root)
     assert errors_for(s, "proc/vmstat") == ["empty file, expected one figure a line"]
 
 
 def test_u64_values_are_kept_exactly_and_huge_ones_are_errors(root: Path) -> None:
-    d = root / MEM / "process_api"
-    (d / "memory.stat").write_text(f"cache {2**64 - 1}\nrss {2**63 + 5}\nshmem 7\n")
-    b = root / MEM / CHILD / "memory.stat"
-    b.write_text(f"cache {10**30}\nrss 3\n")
+    fr.u64_and_huge(root)
     s = collect(root)
     assert errors_for(s, "process_api/memory.stat") == []
     assert errors_for(s, "aef8847759c1271ed33ecf6b4153e8fb/memory.stat") == [
-        f"line 1: cache {10**30} is outside the 64-bit range: left out"]
+        f"line 1: cache {fr.HUGE} is outside the 64-bit range: left out"]
     assert s.full is not None
     row = s.full.row(s.full.paths.index("/process_api"))
     assert (row["memory.stat:cache"], row["memory.stat:rss"]) == (2**64 - 1, 2**63 + 5)
 
 
 def test_non_utf8_cgroup_names(root: Path) -> None:
-    d = root / MEM / "process_api"
-    bad = os.fsencode(str(d)) + b"/caf\xe9-\xff"
-    os.mkdir(bad)
-    for name in ("memory.stat", "memory.usage_in_bytes", "memory.kmem.usage_in_bytes"):
-        shutil.copy(d / name, os.fsdecode(bad + b"/" + name.encode()))
+    fr.non_utf8_name(root)
     s = collect(root)
     assert s.errors == ()
     assert s.full is not None
     assert "/process_api/caf\\xe9-\\xff" in s.full.paths
 
 
-def _cgroup(path: bytes | str) -> None:
-    os.mkdir(path)
-    p = os.fsencode(path)
-    for name, text in ((b"memory.stat", b"cache 1\nrss 2\n"), (b"memory.usage_in_bytes", b"3\n"),
-                       (b"memory.kmem.usage_in_bytes", b"1\n")):
-        with open(p + b"/" + name, "wb") as f:
-            f.write(text)
-
-
 def test_a_tree_10000_wide(root: Path) -> None:
-    base = root / MEM / "process_api"
-    for i in range(10_000):
-        _cgroup(base / f"w{i}")
+    fr.wide_tree(root, 10_000)
     s = collect(root)
     assert s.errors == ()
     assert s.full is not None
@@ -188,22 +144,7 @@ def test_a_tree_10000_wide(root: Path) -> None:
 
 
 def test_a_tree_2000_deep(root: Path) -> None:
-    # Built relative to an open directory: the full path passes PATH_MAX (4096) near 1,000.
-    fd = os.open(root / MEM / "process_api", os.O_RDONLY)
-    try:
-        for _ in range(2_000):
-            os.mkdir("d", dir_fd=fd)
-            nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-            for name, text in ((b"memory.stat", b"cache 1\nrss 2\n"),
-                               (b"memory.usage_in_bytes", b"3\n"),
-                               (b"memory.kmem.usage_in_bytes", b"1\n")):
-                f = os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-                os.write(f, text)
-                os.close(f)
-    finally:
-        os.close(fd)
+    fr.deep_tree(root, 2_000)
     s = collect(root)
     assert s.full is not None
     deep = [p for p in s.full.paths if p.startswith("/process_api/d")]

@@ -23,6 +23,7 @@ from app.schemas.api import AlertsOut, errors
 
 router = APIRouter(tags=["alerts"], responses=errors(503))
 log = logging.getLogger("slabscope.alerts")
+WEBHOOK_THREAD = "slabscope-alert-webhook"  # each post's thread (tests join them by name)
 
 
 @router.get("/api/v1/alerts", response_model=AlertsOut)
@@ -52,7 +53,7 @@ def post_webhook(url: str, fired: list[Alert],
         if on_sent is not None:
             on_sent()
 
-    threading.Thread(target=send, daemon=True).start()
+    threading.Thread(target=send, name=WEBHOOK_THREAD, daemon=True).start()
 
 
 def _esc(v: str) -> str:

@@ -17,44 +17,61 @@ _FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 _CHUNK = 1 << 16
 
 
-def read_text(path: str, limit: int = TEXT_MAX) -> str:
-    """Read a whole kernel text file, at most `limit` bytes; SourceUnavailable on any failure.
+class FileGone(SourceUnavailable):
+    """The file is not there (ENOENT, ENODEV): for a cgroup file, the cgroup may be going."""
 
-    Never blocks: opened O_NONBLOCK and only regular files are read (kernel pseudo-files in
-    /proc and /sys are regular, with st_size 0 or 4096), so a FIFO or a symlink to /dev/zero
-    in place of a file is an error, not a hung tick or an exhausted memory.
+
+def read_bytes(path: str, limit: int = TEXT_MAX, *, one_record: bool = False) -> bytes:
+    """A kernel file's bytes, at most `limit`; SourceUnavailable (FileGone when missing).
+
+    Never blocks and never reads without bound: opened O_NONBLOCK (a FIFO in place of a file
+    must not hang the tick), regular files only (kernel pseudo-files in /proc and /sys are
+    regular, with st_size 0 or 4096; a symlink to /dev/zero is not), and a file longer than
+    `limit` is an error, not an exhausted memory.
+
+    `one_record`: the file is printed by one seq_file show() (cgroup control files such as
+    memory.stat, cgroup.stat, memory.current), so a read shorter than the buffer is all of
+    it: one read() instead of two on the walk's hot path. Files of many records
+    (/proc/slabinfo) come a page a read and are read to EOF.
     """
     try:
         fd = os.open(path, _FLAGS)
     except OSError as err:
-        raise _unavailable(path, err) from err
+        raise _unavailable(path, err) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise SourceUnavailable(path, "not a regular file (a FIFO, device or socket?): "
                                     "not read")
-        parts = []
-        size = 0
-        # One read gives a whole seq_file page; loop (bounded) for the bigger ones.
-        while chunk := os.read(fd, min(_CHUNK, limit + 1 - size)):
-            parts.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise SourceUnavailable(path, f"longer than {limit} bytes: not read")
+        data = os.read(fd, min(_CHUNK, limit + 1))
+        if data and not (one_record and len(data) < _CHUNK):
+            parts = [data]
+            size = len(data)
+            while size <= limit and (chunk := os.read(fd, min(_CHUNK, limit + 1 - size))):
+                parts.append(chunk)
+                size += len(chunk)
+            data = b"".join(parts)
+        if len(data) > limit:
+            raise SourceUnavailable(path, f"longer than {limit} bytes: not read")
     except OSError as err:
-        raise _unavailable(path, err) from err
+        raise _unavailable(path, err) from None
     finally:
         os.close(fd)
+    return data
+
+
+def read_text(path: str, limit: int = TEXT_MAX) -> str:
+    """A whole kernel text file (see read_bytes), decoded; SourceUnavailable on any failure."""
     # Kernel text is ASCII; cgroup and cache names may hold any byte but '/' and NUL.
-    return b"".join(parts).decode("utf-8", "backslashreplace")
+    return read_bytes(path, limit).decode("utf-8", "backslashreplace")
 
 
 def _unavailable(path: str, err: OSError) -> SourceUnavailable:
     if isinstance(err, FileNotFoundError):
-        return SourceUnavailable(path, "no such file (missing, or removed mid-scrape)")
+        return FileGone(path, "no such file (missing, or removed mid-scrape)")
     if isinstance(err, PermissionError):
         return SourceUnavailable(path, "permission denied (run as root?)")
     if err.errno == errno.ENODEV:
-        return SourceUnavailable(path, "no such device (removed mid-scrape)")
+        return FileGone(path, "no such device (removed mid-scrape)")
     return SourceUnavailable(path, os.strerror(err.errno or 0) or str(err))
 
 
@@ -101,3 +118,18 @@ def fs_name(name: str | bytes) -> str:
         return name  # the common case, and no copy: tables share the collector's path strings
     raw = os.fsencode(name)
     return raw.decode("utf-8", "backslashreplace")
+
+
+_ESCAPED = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def raw_name(shown: str) -> str:
+    """fs_name's inverse: a stored path as the listing's raw (surrogate-escaped) name.
+
+    fs_name writes each byte that is not UTF-8 (0x80-0xff) as `\\xNN`; os.fsdecode makes it
+    the surrogate U+DCNN. A name holding a literal `\\x8f` reads the same way: callers that
+    can look at the directory decide (see CgroupTracker.seed).
+    """
+    if "\\x" not in shown:
+        return shown
+    return _ESCAPED.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), shown)
