@@ -55,3 +55,24 @@ def test_parent_residual_is_what_removed_children_left(lab: Lab) -> None:
     for f in lab.shm.iterdir():
         f.unlink()
     assert _residual(lab, 1)["shmem"] == 0
+
+
+def test_dirty_page_cache_is_not_dropped_until_written_back(lab: Lab) -> None:
+    keep = lab.child("keep")
+    gone = lab.child("dirty")
+    target = lab.files / "dirty"
+    # Append (new blocks, no sync): the child leaves 4 MiB of dirty page cache behind.
+    lab.run_in(gone, f"head -c {4096 * KIB} /dev/zero > '{target}'")
+    lab.rmdir([gone])
+    left = _residual(lab, 1)
+    assert left["file"] + left["dirty"] >= 4096 * KIB, left
+    if left["dirty"] == 0:
+        pytest.fail(f"the kernel wrote the pages back before we looked: {left}")
+    with open("/proc/sys/vm/drop_caches", "w") as f:  # no sync first
+        f.write("1\n")
+    kept = _residual(lab, 1)
+    assert kept["dirty"] > 0 and kept["file"] + kept["dirty"] >= left["dirty"], kept
+    lab.drop_caches(1)  # sync, then drop
+    gone_all = _residual(lab, 1)
+    assert gone_all["file"] + gone_all["dirty"] == 0, gone_all
+    assert keep.exists()
