@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.domain.cgtable import CGSTAT, KMEM_USAGE, STAT, table_from_rows
-from app.domain.pins import breakdown, parent_path, residuals, top_leaking
+from app.domain.pins import breakdown, parent_path, residual_table, residuals, top_leaking
 
 PAGE = 4096
 MIB = 1 << 20
@@ -147,3 +147,31 @@ def test_hierarchy_without_memory_stat_gives_nothing() -> None:
     t = table_from_rows([CGSTAT + "nr_dying_descendants"],
                         [("unified", "/"), ("unified", "/x")], rows)
     assert residuals(t, cpus=2) == []
+
+
+def test_totals_equal_the_sum_of_the_records_breakdowns() -> None:
+    stat = {"file": 0, "shmem": 0, "anon": 0, "slab": 0, "file_dirty": 0,
+            "file_writeback": 0}
+    rows = [v2(dict(stat, file=90 * MIB, shmem=10 * MIB, anon=5 * MIB, slab=7 * MIB), dying=6),
+            v2(dict(stat, file=20 * MIB, slab=2 * MIB), dying=1),
+            v2(dict(stat, file=3 * MIB), dying=0),
+            v2(dict(stat, file=60 * MIB, shmem=10 * MIB, anon=5 * MIB, slab=MIB), dying=2),
+            v2(dict(stat, file=MIB), dying=0)]
+    keys = [("unified", "/"), ("unified", "/a"), ("unified", "/a/x"), ("unified", "/b"),
+            ("unified", "/b/y")]
+    t = table_from_rows(sorted(rows[0]), keys, rows)
+    rt = residual_table(t, cpus=2)
+    for era in ("pre-5.3", "objcg-kmem"):
+        want: dict[tuple[str, bool, bool], int] = {}
+        for r in residuals(t, cpus=2):
+            for p in breakdown(r, era).pins:
+                key = (p.category, p.pins, p.measured)
+                want[key] = want.get(key, 0) + p.bytes
+        assert rt.totals(era) == want
+    got = rt.totals("objcg-kmem")
+    # /: 90-20-60 = 10 MiB file, of which 0 shmem beyond /b's; estimated (the root).
+    assert got[("page cache", True, False)] == 10 * MIB
+    # /a: 17 MiB page cache measured; /b: 49 MiB (59 - 10 shmem) + 10 MiB tmpfs.
+    assert got[("page cache", True, True)] == 17 * MIB + 49 * MIB
+    assert got[("tmpfs/shmem", True, True)] == 10 * MIB
+    assert got[("kernel memory", False, True)] == 2 * MIB + MIB  # reparented slab
