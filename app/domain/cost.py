@@ -1,10 +1,74 @@
-"""What one dying memcg costs in kernel memory (DESIGN.md, kernel-notes.md 5.1)."""
+"""What one dying memcg costs in kernel memory, by kernel (DESIGN.md, kernel-notes.md 5.1).
+
+Each figure is fixed bytes plus bytes per possible CPU (and per NUMA node), from a
+published measurement of that kernel generation or from this lab's own:
+
+- **up to 5.8** (Roman Gushchin, 2019, 32 CPUs, 1 node, `20190313183953.17854-1-guro@fb.com`):
+  1000 dying cgroups added 57,216 kB of Percpu and 17,060 kB of Slab: 17,060 B fixed +
+  1,788 B a CPU (57,216 kB / 1000 / 32). That is the 75 kB he reports at 32 CPUs.
+- **5.9 to 6.9** (Vasily Averin, 2022, ~5.19 on 4 CPUs, `memcg: accounting for objects
+  allocated by mkdir, cgroup` v5): the memcg costs ~17 KB + 4,692 B per CPU.
+- **6.10 and later** (Shakeel Butt's stats series shrank `memcg_vmstats_percpu` 1280 -> 960 B
+  a CPU, `lruvec_stats_percpu` 752 -> 432 B a CPU and node, `memcg_vmstats` 1832 -> 1352 B,
+  `lruvec_stats` 1128 -> 648 B a node): the 5.9 figures less those savings. This lab's 6.18
+  VM (2 CPUs, 1 node) measured 12.6 kB of SUnreclaim and 4.03 kB of Percpu per dying memcg
+  (lab-findings.md 4): 16.6 kB, against 24.6 kB from the published figures; `LAB_6_18`
+  keeps the lab's, the host views the published ones (whatever mkdir charged).
+
+Before 5.9, each dying memcg may also keep per-memcg kmem_cache copies (one per cache it
+allocated from) with their partly filled slabs: `CACHE_COPY_BYTES` below, an assumption
+(struct kmem_cache, its per-CPU and per-node parts, and on average half a slab page of
+objects), counted by the model for the caches it simulates.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from app.domain.eras import parse_release
+
+KIB = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CostModel:
+    """Bytes of one dying memcg: fixed + per CPU + per node + per CPU and node."""
+
+    name: str
+    fixed: int
+    per_cpu: int
+    per_node: int = 0
+    per_cpu_node: int = 0
+    source: str = ""
+
+    def bytes(self, cpus: int, nodes: int = 1) -> int:
+        c, n = max(1, cpus), max(1, nodes)
+        return self.fixed + self.per_cpu * c + self.per_node * n + self.per_cpu_node * c * n
+
+
+UP_TO_5_8 = CostModel("<= 5.8 (Gushchin 2019: 75 kB at 32 CPUs)", 17_060, 1_788,
+                      source="20190313183953.17854-1-guro@fb.com")
+# Averin's 1-node figure, with the per-node stats (Butt's "without" sizes) made per node.
+FROM_5_9 = CostModel("5.9 - 6.9 (Averin 2022: ~17 KB + 4,692 B per CPU, 1 node)",
+                     17 * KIB - 1128, 4_692 - 752, per_node=1128, per_cpu_node=752,
+                     source="memcg: accounting for objects allocated by mkdir, cgroup v5")
+# Butt's savings: memcg_vmstats 1832 -> 1352, lruvec_stats 1128 -> 648 (a node),
+# memcg_vmstats_percpu 1280 -> 960 (a CPU), lruvec_stats_percpu 752 -> 432 (a CPU, a node).
+FROM_6_10 = CostModel("6.10+ (Averin 2022 less Butt 2024's stats savings)",
+                      FROM_5_9.fixed - (1832 - 1352), FROM_5_9.per_cpu - (1280 - 960),
+                      per_node=648, per_cpu_node=432,
+                      source="20240501172617.678560-1-shakeel.butt@linux.dev")
+LAB_6_18 = CostModel("6.18 measured here (lab-findings 4: 12.6 kB + 4.03 kB percpu, 2 CPUs)",
+                     12_600, 2_015, source="lab-findings.md 4")
+
+# Before 5.9 (per-memcg kmem_caches): one cache copy a dying memcg keeps [assumption].
+CACHE_COPY_BYTES = 2_048  # struct kmem_cache and its per-node part
+CACHE_COPY_PER_CPU_BYTES = 64  # struct kmem_cache_cpu, rounded
+CACHE_COPY_SLAB_BYTES = 2_048  # half a 4 KiB slab page of objects, on average
+
+# Model eras -> the kernels they stand for.
+_ERA_MODEL = {"pre-5.3": UP_TO_5_8, "v4-5/7": UP_TO_5_8, "5.3": UP_TO_5_8,
+              "objcg": FROM_5_9, "objcg-kmem": FROM_6_10, "lru-reparent": FROM_6_10}
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,22 +79,30 @@ class MemcgCost:
     model: str
 
 
-# Fixed part: struct mem_cgroup, per-node structs and the cgroup itself, measured on this lab
-# VM as ~12.6 kB of SUnreclaim per dying memcg (lab-findings.md 4).
-FIXED_BYTES = 12_600
-
-
-def memcg_cost(kernel_release: str, cpus: int, numa_nodes: int) -> MemcgCost:
-    """Per-CPU stats x CPUs + a fixed part; struct sizes from Shakeel Butt's 6.10 series."""
+def model_for_release(kernel_release: str) -> CostModel:
+    """The cost model of a kernel release (6.10+ if it cannot be parsed)."""
     try:
         version = parse_release(kernel_release)
     except ValueError:
-        version = (6, 10)
+        return FROM_6_10
     if version >= (6, 10):
-        # memcg_vmstats_percpu 960 B + lruvec_stats_percpu 432 B per node, per CPU.
-        per_cpu = 960 + 432 * max(1, numa_nodes)
-        model = "6.10+: (960 + 432 x nodes) B per CPU + 12.6 kB fixed"
-    else:
-        per_cpu = 1280 + 752 * max(1, numa_nodes)
-        model = "pre-6.10: (1280 + 752 x nodes) B per CPU + 12.6 kB fixed"
-    return MemcgCost(per_memcg_bytes=per_cpu * max(1, cpus) + FIXED_BYTES, model=model)
+        return FROM_6_10
+    if version >= (5, 9):
+        return FROM_5_9
+    return UP_TO_5_8
+
+
+def model_for_era(era: str) -> CostModel:
+    """The cost model of a simulation era (objcg-kmem spans 5.13 to today: 6.10+ sizes)."""
+    return _ERA_MODEL.get(era, FROM_6_10)
+
+
+def cache_copy_bytes(cpus: int) -> int:
+    """One per-memcg kmem_cache copy a dying memcg keeps before 5.9 [assumption]."""
+    return CACHE_COPY_BYTES + CACHE_COPY_PER_CPU_BYTES * max(1, cpus) + CACHE_COPY_SLAB_BYTES
+
+
+def memcg_cost(kernel_release: str, cpus: int, numa_nodes: int) -> MemcgCost:
+    """What one dying memcg costs on a host of this kernel, CPUs and nodes."""
+    m = model_for_release(kernel_release)
+    return MemcgCost(m.bytes(cpus, numa_nodes), m.name)

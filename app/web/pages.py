@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from app.db import models as m
+from app.db import pinsview, views
 from app.db import queries as q
-from app.db import views
 from app.deps import SessionDep, SettingsDep, When, rules_of
 from app.domain.alerts import evaluate
 from app.domain.timerange import PRESETS, RangeError, TimeRange, resolve
@@ -91,6 +91,11 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
         "percpu": charts.line("Percpu", [("percpu", percpu.times, percpu.values)],
                               unit="bytes"),
     }
+    pins = pinsview.pins(session, h, tr.since, tr.until)
+    figs["pins"] = charts.line(
+        "What holds the dying memcgs (charge left under each live cgroup)",
+        [(s.label, pins.times, list(map(float, s.values))) for s in pins.series if s.pins],
+        unit="bytes", stacked=True)
     caches, at = views.caches(session, h.id, tr.until, tr.until - tr.since)
     by_bytes = sorted(caches, key=lambda c: c.bytes, reverse=True)[:10]
     by_growth = sorted((c for c in caches if c.growth_bytes), key=lambda c: c.growth_bytes or 0,
@@ -102,10 +107,11 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
            "points": {k: charts.points(v) for k, v in figs.items()},
            "top_bytes": by_bytes, "top_growth": by_growth, "caches_at": at,
            "removed": removed, "removed_total": removed_total,
-           "removed_offset": removed_offset}
+           "removed_offset": removed_offset, "pins": pins,
+           "pins_json": pinsview.pins_json(pins)}
     return _render(request, "host.html", format, ctx,
                    ("host", "alerts", "range", "figures", "points", "top_bytes", "top_growth",
-                    "caches_at", "removed", "removed_total", "removed_offset"))
+                    "caches_at", "removed", "removed_total", "removed_offset", "pins_json"))
 
 
 @router.get("/hosts/{host}/caches/{name:path}")

@@ -41,7 +41,7 @@ def test_fleet_page_and_twin(client: TestClient) -> None:
 
 def test_host_page_points_follow_the_range(client: TestClient) -> None:
     d = client.get("/hosts/host-0?range=1h&format=json").json()
-    assert d["points"] == {"memcgs": 30, "slab": 30, "percpu": 30}
+    assert d["points"] == {"memcgs": 30, "slab": 30, "percpu": 30, "pins": 30}
     assert d["range"]["preset"] == "1h" and d["removed_total"] == 6
     since = d["range"]["until"].replace("Z", "+00:00")
     from datetime import datetime, timedelta

@@ -1,0 +1,66 @@
+"""Cgroup churn counted from the kernel's own numbers, not from cgroups seen alive.
+
+A cgroup that lives less than one tick is never listed, yet it leaves a dying memcg. Two
+kernel numbers count it anyway:
+
+- **kernfs ids.** Every node of a cgroup hierarchy (each directory and each of its control
+  files) takes the next id of the hierarchy's kernfs root (idr_alloc_cyclic: increasing,
+  never reused before the 2^31 wrap), and a directory's inode number is its id (on cgroup2
+  it is the cgroup id). A new cgroup takes `stride` ids: its directory plus its files (33 on
+  this 6.18 host's v1 memory hierarchy, measured). So between two listings,
+  `(newest directory id now - newest before) / stride` cgroups were made, including those
+  made and removed in between, once a later cgroup is seen (until then they are counted at
+  the next creation that is). Ids taken by files alone (cgroup2 enabling a controller in a
+  subtree) make the difference no multiple of the stride: such an interval is flagged.
+- **`/proc/cgroups` num_cgroups** counts live and dying memcgs: its change is
+  `created - freed`.
+
+With the number of visible cgroups: removed = visible before + created - visible now, and
+freed = created - (num_cgroups now - num_cgroups before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ID_WRAP = 1 << 31  # kernfs ino range (idr_alloc_cyclic(..., 1, 0, ...): up to INT_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What one tick's listing of a hierarchy says."""
+
+    newest_id: int  # the largest directory inode number listed so far (kept across ticks)
+    visible: int  # directories listed, the root included
+    num_cgroups: int | None = None  # /proc/cgroups for the hierarchy's memory controller
+
+
+@dataclass(frozen=True, slots=True)
+class Churn:
+    """Cgroups made, removed and freed between two listings of one hierarchy."""
+
+    created: int
+    removed: int
+    freed: int | None
+    exact: bool  # False: ids moved by other than whole cgroups (see the module docstring)
+
+
+def stride_of(file_count: int) -> int:
+    """Ids one new cgroup takes: its directory and its `file_count` control files."""
+    return 1 + file_count
+
+
+def churn(before: Listing, now: Listing, stride: int) -> Churn | None:
+    """Churn between two listings; None when the ids cannot say (a wrap or a reboot)."""
+    if stride < 1:
+        raise ValueError("stride must be at least 1")
+    moved = now.newest_id - before.newest_id
+    if moved < 0 or moved >= ID_WRAP // 2:
+        return None  # wrapped, or another boot: no count across it
+    created, rest = divmod(moved, stride)
+    removed = before.visible + created - now.visible
+    freed = None
+    if before.num_cgroups is not None and now.num_cgroups is not None:
+        freed = created - (now.num_cgroups - before.num_cgroups)
+    exact = rest == 0 and removed >= 0 and (freed is None or freed >= 0)
+    return Churn(created, max(0, removed), None if freed is None else max(0, freed), exact)

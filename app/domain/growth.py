@@ -1,0 +1,88 @@
+"""Growth figures that need evidence: a robust slope over the window the label names.
+
+A growth rate from two points minutes apart turned a burst into "+384k a day". Here:
+
+- no figure at all until the history spans `min_history` (default 1 h);
+- the slope is Theil-Sen (the median of the slopes between every pair of points), which
+  a burst or a few odd samples do not move;
+- a figure labelled "24 h" is fitted on the last 24 h and only when the history covers
+  most of it (`COVER`); otherwise it is reported with the span it really has, and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+COVER = 0.9  # a window counts as covered when the points span 90 % of it
+MAX_POINTS = 400  # thinned evenly beyond this: the median of 80,000 slopes is plenty
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    """A slope per day, fitted over `span` of history inside a `window`."""
+
+    per_day: float | None  # None: not enough history
+    window: timedelta
+    span: timedelta  # the history the fit had
+    points: int
+    covered: bool  # the history covers the window (else the figure is over `span`)
+    note: str  # what to show beside or instead of the figure
+
+    @property
+    def shown(self) -> bool:
+        return self.per_day is not None
+
+
+def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """The median of the pairwise slopes (x distinct pairs only); 0 for fewer than 2."""
+    x = np.asarray(xs, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    if len(x) > MAX_POINTS:
+        keep = np.linspace(0, len(x) - 1, MAX_POINTS).round().astype(int)
+        x, y = x[keep], y[keep]
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    ok = dx != 0
+    if not ok.any():
+        return 0.0
+    return float(np.median((y[j] - y[i])[ok] / dx[ok]))
+
+
+def growth(points: Sequence[tuple[datetime, float]], now: datetime, window: timedelta,
+           min_history: timedelta = timedelta(hours=1)) -> Growth:
+    """Growth per day of `points` over the `window` ending at `now`."""
+    inside = sorted(p for p in points if now - window <= p[0] <= now)
+    if len(inside) < 2:
+        return Growth(None, window, timedelta(0), len(inside), False,
+                      "collecting: no history yet")
+    span = inside[-1][0] - inside[0][0]
+    if span < min_history:
+        minutes = int(span.total_seconds() // 60)
+        need = int(min_history.total_seconds() // 60)
+        return Growth(None, window, span, len(inside), False,
+                      f"collecting, {minutes} min so far (growth from {need} min)")
+    t0 = inside[0][0]
+    slope = theil_sen([(t - t0).total_seconds() for t, _ in inside], [v for _, v in inside])
+    covered = span >= window * COVER
+    note = "" if covered else f"over the {_human(span)} there is, not {_human(window)}"
+    return Growth(slope * 86_400.0, window, span, len(inside), covered, note)
+
+
+def _human(d: timedelta) -> str:
+    s = d.total_seconds()
+    if s >= 2 * 86_400:
+        return f"{s / 86_400:.0f} d"
+    if s >= 3600:
+        return f"{s / 3600:.0f} h"
+    return f"{s / 60:.0f} min"
+
+
+def days_to_limit(total_now: int | None, g: Growth, limit: int = 65_535) -> float | None:
+    """Days until the memcg ID space runs out at growth `g`; None without evidence or growth."""
+    if total_now is None or g.per_day is None or g.per_day <= 0:
+        return None
+    return max(0.0, (limit - total_now) / g.per_day)

@@ -1,0 +1,58 @@
+"""Live: cgroups that live less than 100 ms are counted exactly from kernfs ids.
+
+The kernel facts app/domain/churn.py stands on, on this kernel: a new cgroup takes 1 + its
+file count of the hierarchy's kernfs ids, ids only grow, and a directory's inode number is
+its id. Other processes on the machine make cgroups too, so an attempt counts only when no
+one else made one meanwhile (up to three attempts, as the other live tests do).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from app.domain.churn import Listing, churn, stride_of
+from tests.live import Lab
+
+pytestmark = pytest.mark.live
+N = 50
+
+
+def _listing(root: str, newest: int = 0) -> Listing:
+    count = 1
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    count += 1
+                    newest = max(newest, e.inode())
+                    stack.append(e.path)
+    return Listing(newest, count)
+
+
+def test_short_lived_cgroups_are_counted_exactly(lab: Lab) -> None:
+    root = str(lab.root)
+    seen = []
+    for attempt in range(3):
+        before = _listing(root)
+        started = time.monotonic()
+        for i in range(N):
+            c = lab.parent / f"short-{attempt}-{i}"
+            c.mkdir()
+            subprocess.run(["/bin/sh", "-c", f"echo 0 > '{c}/cgroup.procs'"], check=True)
+            c.rmdir()
+        lived = (time.monotonic() - started) / N
+        marker = lab.child(f"marker-{attempt}")
+        stride = stride_of(len(os.listdir(marker)))
+        now = _listing(root, before.newest_id)
+        got = churn(before, now, stride)
+        assert got is not None
+        seen.append((got, round(lived * 1000)))
+        if got.created == N + 1 and got.removed == N and got.exact:
+            break
+    assert lived < 0.1, f"each cgroup lived {lived * 1000:.0f} ms"
+    assert seen[-1][0].created == N + 1 and seen[-1][0].removed == N, seen
