@@ -1,6 +1,6 @@
 """Schemathesis against /openapi.json: every operation, a real server, SQLite and PostgreSQL.
 
-A real uvicorn server (in a thread, on a free port) serves a seeded database: three hosts of
+A real server (`slabscope serve`, on a free port) serves a seeded database: three hosts of
 tests/seed.py (30 scrapes, 235 real caches, 50 cgroups, removals), one host of
 tests/longhistory.py (a day of bulk-written history), a host with an odd name and one scrape,
 and an ingest token. Path parameters are drawn from the real host and cache names as well as
@@ -15,8 +15,11 @@ examples and coverage phases) and seeded (SEED): the same cases in every run.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +30,6 @@ import hypothesis.strategies as st
 import pytest
 import requests
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -44,7 +46,7 @@ from app.db import fleetstate, store
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
-from tests.conftest import HOST
+from tests.conftest import HOST, ROOT
 from tests.longhistory import seed_long
 from tests.seed import seed, snapshot
 
@@ -88,22 +90,28 @@ def free_port() -> int:
 
 
 class Server:
-    """The app under uvicorn in a thread, on a free port of 127.0.0.1."""
+    """`slabscope serve` in a process of its own, on a free port of 127.0.0.1 (no state of
+    the server's is left in the test process)."""
 
     def __init__(self, url: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        app = create_app(Settings(database_url=url, maintenance_interval_seconds=0))
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
         self.statuses: dict[str, Counter[int]] = {}
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive(), "the server thread exited"
-            assert time.monotonic() < deadline, "the server did not start in 30 s"
-            time.sleep(0.02)
+        env = {**os.environ, "SLABSCOPE_MAINTENANCE_INTERVAL_SECONDS": "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port",
+             str(self.port), "--database", url, "--no-migrate"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, f"serve exited with {self.proc.returncode}"
+            assert time.monotonic() < deadline, "the server did not start in 60 s"
+            try:
+                if requests.get(self.base + "/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
 
     def call(self, case: schemathesis.Case, timeout: float = 30, **kw: Any) -> None:
         """Send the case, run every check on the answer, count the answer's status."""
@@ -118,9 +126,13 @@ class Server:
         assert not never, f"never answered 200: {never} ({self.statuses})"
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the server did not stop in 30 s"
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError("the server did not stop in 30 s") from None
 
 
 def _seed(url: str) -> None:
