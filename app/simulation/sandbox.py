@@ -25,7 +25,9 @@ from app.simulation.engine import SimulationResult, simulate
 from app.simulation.workload import Workload
 
 _ctx = multiprocessing.get_context("forkserver")
-_ctx.set_forkserver_preload(["app.simulation.sandbox"])
+# The server's modules too: every child runs the server's main module again (app.cli, as
+# __mp_main__), which is quick only when what it imports is already there.
+_ctx.set_forkserver_preload(["app.simulation.sandbox", "app.main", "app.cli"])
 
 
 @dataclass(frozen=True, slots=True)
