@@ -143,6 +143,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def body_limit(request: Request, call_next: Any) -> Response:
+        # No stored name holds a NUL (the wire schema refuses it) and PostgreSQL text cannot:
+        # a NUL in the path names nothing (404), in the query string it is invalid (422).
+        if "\x00" in request.url.path:
+            return _error(request, 404, "no such page: a path cannot hold a NUL character")
+        if "%00" in request.url.query.lower() or "\x00" in request.url.query:
+            return _error(request, 422, "a query parameter cannot hold a NUL character")
         # Bounded before anything reads the body: a clear 422 that says the limit.
         if request.method in ("POST", "PUT", "PATCH"):
             ingest = request.url.path == "/api/v1/ingest"

@@ -24,3 +24,16 @@ def test_unmigrated_database_is_503(sqlite_url: str) -> None:
     with TestClient(create_app(Settings(database_url=sqlite_url))) as c:
         r = c.get("/api/v1/hosts/x/caches")
         assert r.status_code == 503 and "not migrated" in r.json()["detail"]
+
+
+def test_a_nul_in_a_path_or_query_is_404_or_422_not_503(seeded_url: str) -> None:
+    # PostgreSQL text cannot hold NUL: looked up, it was a DataError (503) on every host route.
+    with TestClient(create_app(Settings(database_url=seeded_url))) as c:
+        for path in ("/hosts/a%00b", "/api/v1/hosts/a%00b", "/api/v1/hosts/host-0/caches/a%00b",
+                     "/hosts/host-0/caches/dentry%00", "/api/v1/hosts/a%00b/projection"):
+            r = c.get(path)
+            assert r.status_code == 404, (path, r.status_code, r.text)
+            assert "NUL" in (r.json()["detail"] if "api" in path else r.text)
+        r = c.get("/api/v1/hosts/host-0/removed", params={"since": "2026-11-01\x00"})
+        assert r.status_code == 422 and "NUL" in r.json()["detail"]
+        assert c.get("/api/v1/hosts/host-0").status_code == 200  # the rest as before
