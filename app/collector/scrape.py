@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from app.collector import dying
 from app.collector.cgstate import Listing
 from app.collector.cgwalk import CgroupTracker
-from app.collector.errors import CollectorError
+from app.collector.errors import CollectorError, ParseError
 from app.collector.sources import cgroups as cgsrc
 from app.collector.sources import host as hostsrc
 from app.collector.sources import procfs, slabinfo, slub
@@ -263,14 +263,19 @@ class Collector:
         note("cgroup", scratch)
         meminfo: dict[str, int] = {}
         vmstat: dict[str, int] = {}
+        # A bad line is an error of its own; the file's good lines are kept.
+        lines: list[ParseError] = []
         try:
-            meminfo = procfs.read_meminfo(o.proc_root)
+            meminfo = procfs.read_meminfo(o.proc_root, lines)
         except CollectorError as err:
             errs.append(("meminfo", err))
+        errs.extend(("meminfo", e) for e in _bounded(lines))
+        lines = []
         try:
-            vmstat = procfs.read_vmstat(o.proc_root)
+            vmstat = procfs.read_vmstat(o.proc_root, lines)
         except CollectorError as err:
             errs.append(("vmstat", err))
+        errs.extend(("vmstat", e) for e in _bounded(lines))
 
         return Snapshot(
             taken_at=taken_at,
@@ -289,7 +294,9 @@ class Collector:
             memcg_slabinfo=tuple(memcg_rows),
             removed=tuple(removed),
             # A file read twice in a tick (first sight, then the walk) says the same once.
-            errors=tuple(dict.fromkeys(SourceError(s, e.path, e.message) for s, e in errs)),
+            errors=tuple(dict.fromkeys(
+                SourceError(s, hostsrc.wire_text(e.path, 4 * 4096),
+                            hostsrc.wire_text(e.message, 65_536)) for s, e in errs)),
             host_full=self.host_full.due(now),
         )
 
@@ -396,3 +403,16 @@ class Collector:
             memcg = dying.unavailable("no v1 memory hierarchy and no cgroup2 with the memory "
                                       "controller is mounted")
         return memcg, proc_rows, dirs
+
+
+LINE_ERRORS_MAX = 5  # a file's bad lines reported one by one, then counted
+
+
+def _bounded(lines: list[ParseError]) -> list[CollectorError]:
+    """A file's bad-line errors, at most LINE_ERRORS_MAX and a count of the rest (a garbage
+    file of 100,000 lines must not make a snapshot of 100,000 errors)."""
+    if len(lines) <= LINE_ERRORS_MAX:
+        return list(lines)
+    rest = len(lines) - LINE_ERRORS_MAX
+    return [*lines[:LINE_ERRORS_MAX],
+            CollectorError(lines[0].path, f"and {rest} more bad line{'s' if rest > 1 else ''}")]

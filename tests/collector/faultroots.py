@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,6 +134,12 @@ def deep_tree(root: Path, depth: int = 2_000) -> None:
                 os.close(f)
     finally:
         os.close(fd)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a tree however deep: rm -rf walks it without recursion, where shutil.rmtree
+    (and pytest's tmp_path cleanup, which uses it) fails past ~1,000 levels."""
+    subprocess.run(["rm", "-rf", str(path)], check=True)
 
 
 # Every fault root by name (the collector fault-injection cases of issue 9).

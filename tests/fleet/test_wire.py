@@ -4,7 +4,6 @@ round-trips, /openapi.json and `slabscope schema` show it, and it refuses what i
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,8 @@ from app.domain.samples import Snapshot
 from app.domain.snapshot_json import encode_snapshot, snapshot_to_dict
 from app.fleet import wire
 from app.main import create_app
-from tests.collector.test_faults import CHILD, MEM, collect
+from tests.collector import faultroots as fr
+from tests.collector.test_faults import collect
 from tests.conftest import ERAS, HOST
 
 ENVELOPE = {"snapshot_id": "0123456789abcdef", "spool_dropped_total": 3}
@@ -61,58 +61,44 @@ def test_this_host_validates_and_round_trips() -> None:
 
 
 def _fifo(root: Path) -> None:
-    for name in ("proc/slabinfo", "proc/meminfo", MEM + "/process_api/memory.stat"):
-        (root / name).unlink()
-        os.mkfifo(root / name)
+    fr.proc_files_as(root, "fifo")
+    fr.cgroup_file_as(root, "fifo")
 
 
 def _dev_zero(root: Path) -> None:
-    for name in ("proc/slabinfo", "proc/vmstat", MEM + "/process_api/memory.stat"):
-        (root / name).unlink()
-        os.symlink("/dev/zero", root / name)
+    fr.proc_files_as(root, "/dev/zero")
+    fr.cgroup_file_as(root, "/dev/zero")
 
 
 def _loops(root: Path) -> None:
-    p = root / MEM / "process_api/memory.stat"
-    p.unlink()
-    os.symlink("memory.stat.b", p)
-    os.symlink("memory.stat", p.with_name("memory.stat.b"))
-    os.symlink(".", root / MEM / "process_api/self")
-
-
-def _garbage(root: Path) -> None:
-    text = (root / "proc/slabinfo").read_text()
-    (root / "proc/slabinfo").write_text(text[: len(text) // 2])
-    (root / "proc/vmstat").write_bytes(bytes(range(256)) * 8)
-    (root / "proc/meminfo").write_bytes(b"")
-    (root / MEM / CHILD / "memory.usage_in_bytes").write_bytes(b"\x00\xff\xfe")
+    fr.symlink_loop_files(root)
+    fr.symlink_loops_in_tree(root)
 
 
 def _huge(root: Path) -> None:
-    (root / MEM / "process_api/memory.stat").write_text(
-        f"cache {2**64 - 1}\nrss {2**63 + 5}\nshmem -7\n")
-    (root / MEM / CHILD / "memory.stat").write_text(f"cache {10**30}\nrss 3\nanon -{10**25}\n")
+    fr.u64_and_huge(root)
     (root / "proc/vmstat").write_text(f"nr_free_pages -3\nnr_slab {2**64 - 1}\npgscan 5\n")
 
 
-def _non_utf8(root: Path) -> None:
-    d = root / MEM / "process_api"
-    bad = os.fsencode(str(d)) + b"/caf\xe9-\xff"
-    os.mkdir(bad)
-    for name in ("memory.stat", "memory.usage_in_bytes", "memory.kmem.usage_in_bytes"):
-        shutil.copy(d / name, os.fsdecode(bad + b"/" + name.encode()))
-
-
 def _wide(root: Path) -> None:
-    for i in range(2_000):
-        d = root / MEM / "process_api" / f"w{i}"
-        d.mkdir()
-        (d / "memory.stat").write_text("cache 1\nrss 2\n")
-        (d / "memory.usage_in_bytes").write_text("3\n")
+    fr.wide_tree(root, 2_000)
+
+
+_garbage = fr.truncated_binary_empty
+_non_utf8 = fr.non_utf8_name
+
+
+def _nul_identity(root: Path) -> None:
+    # Hostile identity files and a line whose error message quotes a NUL: a snapshot the
+    # schema refuses would be lost to rejected/ as a whole.
+    (root / "etc/machine-id").write_bytes(b"ab\x00cd" + b"e" * 10_000 + b"\n")
+    (root / "proc/sys/kernel/hostname").write_bytes(b"vm\x00x\n")
+    with open(root / "proc/vmstat", "ab") as f:
+        f.write(b"nr_odd 5\x00\nnr_\x00key 7\n")
 
 
 @pytest.mark.parametrize("breakage", [_fifo, _dev_zero, _loops, _garbage, _huge, _non_utf8,
-                                      _wide])
+                                      _wide, _nul_identity])
 def test_fault_roots_validate_and_round_trip(tmp_path: Path,
                                              breakage: Callable[[Path], None]) -> None:
     root = tmp_path / "host"
@@ -123,6 +109,13 @@ def test_fault_roots_validate_and_round_trip(tmp_path: Path,
     if breakage is _huge:  # the s64 and u64 figures travel exactly; 10**30 is an error
         assert s.vmstat == {"nr_free_pages": -3, "nr_slab": 2**64 - 1, "pgscan": 5}
         assert any("outside the 64-bit range" in e.message for e in s.errors)
+    if breakage is _nul_identity:
+        assert s.host.hostname == "vm\\x00x"
+        assert s.host.machine_id == ("ab\\x00cd" + "e" * 64)[:64]
+        assert any("5\\x00" in e.message for e in s.errors), s.errors
+        # The two bad lines are errors of their own; the file's good lines are all kept.
+        assert len(s.vmstat) == 192 and "nr_free_pages" in s.vmstat
+        assert any("nr_\\x00key" in e.message for e in s.errors), s.errors
 
 
 def _resolve(doc: dict[str, Any], ref: str) -> Any:

@@ -92,11 +92,17 @@ def read_int(path: str) -> int:
     return parse_int(path, 1, token.split()[0])
 
 
-_FLAT = re.compile(r"(?:[^\s]+ -?[0-9]+\n)*(?:[^\s]+ -?[0-9]+)?")
+_FLAT = re.compile(r"(?:[!-~]+ -?[0-9]+\n)*(?:[!-~]+ -?[0-9]+)?")
+_KEY = re.compile(r"[!-~]{1,256}")  # a kernel key: printable ASCII, no space
 
 
-def parse_flat_keyed(path: str, text: str) -> dict[str, int]:
-    """Parse `key value` lines (memory.stat, cgroup.stat, vmstat); keep every key."""
+def parse_flat_keyed(path: str, text: str, errors: list[ParseError] | None = None
+                     ) -> dict[str, int]:
+    """Parse `key value` lines (memory.stat, cgroup.stat, vmstat); keep every key.
+
+    A bad line raises ParseError, or with `errors` is recorded there and skipped: every good
+    line is kept.
+    """
     # Fast path: the whole text is well-formed (one C-level match), then one split.
     if _FLAT.fullmatch(text):
         tokens = text.split()
@@ -106,9 +112,14 @@ def parse_flat_keyed(path: str, text: str) -> dict[str, int]:
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2:
-            raise ParseError(path, lineno, f"expected 'key value', got {line[:80]!r}")
-        out[parts[0]] = parse_int(path, lineno, parts[1])
+        try:
+            if len(parts) != 2 or not _KEY.fullmatch(parts[0]):
+                raise ParseError(path, lineno, f"expected 'key value', got {line[:80]!r}")
+            out[parts[0]] = parse_int(path, lineno, parts[1])
+        except ParseError as err:
+            if errors is None:
+                raise
+            errors.append(err)
     return out
 
 

@@ -8,12 +8,19 @@ from app.collector.errors import CollectorError, ParseError
 from app.collector.sources._files import read_text
 
 
-def _first_line(path: str) -> str | None:
+def wire_text(text: str, limit: int) -> str:
+    """Text a snapshot can carry: NUL shown as `\\x00` (no database text holds one) and at
+    most `limit` characters (the wire schema's bound), so a hostile file cannot make the
+    whole snapshot one the server refuses."""
+    return text.replace("\x00", "\\x00")[:limit]
+
+
+def _first_line(path: str, limit: int = 255) -> str | None:
     try:
         text = read_text(path).strip()
     except CollectorError:
         return None
-    return text.splitlines()[0].strip() if text else None
+    return wire_text(text.splitlines()[0].strip(), limit) if text else None
 
 
 def parse_cpu_list(path: str, text: str) -> int:
@@ -47,13 +54,13 @@ def read_hostname(proc_root: str) -> str | None:
 
 def read_boot_id(proc_root: str) -> str | None:
     """The boot id (changes at every boot; per-boot constants are keyed by it)."""
-    return _first_line(os.path.join(proc_root, "sys", "kernel", "random", "boot_id"))
+    return _first_line(os.path.join(proc_root, "sys", "kernel", "random", "boot_id"), 64)
 
 
 def read_machine_id(proc_root: str) -> str | None:
     """`/etc/machine-id` of the host (beside its /proc)."""
     host_root = os.path.dirname(os.path.abspath(proc_root))
-    return _first_line(os.path.join(host_root, "etc", "machine-id"))
+    return _first_line(os.path.join(host_root, "etc", "machine-id"), 64)
 
 
 def read_possible(sys_root: str, what: str) -> int | None:

@@ -39,8 +39,12 @@ def read_proc_cgroups(proc_root: str) -> list[ProcCgroupsRow]:
 _MEMINFO = re.compile(r"^(?:Node\s+\d+\s+)?([^:\s]+):\s+(\d+)(?:\s+(kB))?\s*$")
 
 
-def parse_meminfo(path: str, text: str) -> dict[str, int]:
-    """Parse meminfo (or a node's meminfo): kB values become bytes, unitless ones stay counts."""
+def parse_meminfo(path: str, text: str, errors: list[ParseError] | None = None
+                  ) -> dict[str, int]:
+    """Parse meminfo (or a node's meminfo): kB values become bytes, unitless ones stay counts.
+
+    A bad line raises ParseError, or with `errors` is recorded there and skipped.
+    """
     out: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         t = line.split()
@@ -53,22 +57,26 @@ def parse_meminfo(path: str, text: str) -> dict[str, int]:
             continue
         m = _MEMINFO.match(line)
         if m is None:
-            raise ParseError(path, lineno, f"expected 'Key: value [kB]', got {line[:80]!r}")
+            err = ParseError(path, lineno, f"expected 'Key: value [kB]', got {line[:80]!r}")
+            if errors is None:
+                raise err
+            errors.append(err)
+            continue
         value = int(m.group(2))
         out[m.group(1)] = value * 1024 if m.group(3) else value
     return out
 
 
-def read_meminfo(proc_root: str) -> dict[str, int]:
-    """Read `<proc_root>/meminfo`."""
+def read_meminfo(proc_root: str, errors: list[ParseError] | None = None) -> dict[str, int]:
+    """Read `<proc_root>/meminfo` (with `errors`: bad lines recorded, good ones kept)."""
     path = os.path.join(proc_root, "meminfo")
-    return _not_empty(path, parse_meminfo(path, read_text(path)))
+    return _not_empty(path, parse_meminfo(path, read_text(path), errors))
 
 
-def read_vmstat(proc_root: str) -> dict[str, int]:
+def read_vmstat(proc_root: str, errors: list[ParseError] | None = None) -> dict[str, int]:
     """Read `<proc_root>/vmstat` (reclaim activity: pgscan, pgsteal, slabs_scanned, ...)."""
     path = os.path.join(proc_root, "vmstat")
-    return _not_empty(path, parse_flat_keyed(path, read_text(path)))
+    return _not_empty(path, parse_flat_keyed(path, read_text(path), errors))
 
 
 def _not_empty(path: str, figures: dict[str, int]) -> dict[str, int]:
