@@ -129,9 +129,9 @@ class WireSlabinfoRow(_Strict):
     name: Name
     active_objs: U64
     num_objs: U64
-    objsize: Int32
-    objperslab: Int32
-    pagesperslab: Int32
+    objsize: U64
+    objperslab: U64
+    pagesperslab: U64
     limit: U64
     batchcount: U64
     sharedfactor: U64
@@ -160,10 +160,10 @@ class WireHost(_Strict):
 class WireMemcg(_Strict):
     """Memory cgroups in total, visible and dying, and how dying was counted."""
 
-    num_cgroups: Int32 | None = None  # repeats /proc/cgroups (not read back)
-    total: Int32 | None
-    visible: Int32 | None
-    dying: Int32 | None
+    num_cgroups: U64 | None = None  # repeats /proc/cgroups (not read back)
+    total: U64 | None
+    visible: U64 | None
+    dying: U64 | None
     method: Text256
 
 
@@ -171,8 +171,8 @@ class WireProcCgroups(_Strict):
     """One /proc/cgroups row."""
 
     subsys_name: Name
-    hierarchy: Int32
-    num_cgroups: Int32
+    hierarchy: U64
+    num_cgroups: U64
     enabled: StrictBool
 
 
@@ -181,15 +181,15 @@ class WireCache(_Strict):
 
     name: Name
     aliases: Annotated[list[Name], Field(max_length=4096)]
-    object_size: Int32
-    objs_per_slab: Int32
-    pages_per_slab: Int32
-    order: Int32 | None
+    object_size: U64
+    objs_per_slab: U64
+    pages_per_slab: U64
+    order: U64 | None
     active_objs: U64
     num_objs: U64
     num_slabs: U64
     bytes: U64
-    slab_size: Int32 | None = None
+    slab_size: U64 | None = None
     reclaim_account: StrictBool | None = None
     partial_slabs: U64 | None = None
     cpu_slabs: U64 | None = None
@@ -250,16 +250,16 @@ class WireMemcgCache(_Strict):
     slabs: U64 | None
     total_objects: U64 | None
     objects: U64 | None
-    order: Int32 | None
-    object_size: Int32 | None
-    objs_per_slab: Int32 | None
+    order: U64 | None
+    object_size: U64 | None
+    objs_per_slab: U64 | None
 
 
 class WireMemcgSlabinfo(_Strict):
     """A debugfs memcg_slabinfo row (5.4-5.8)."""
 
     name: Name
-    css_id: Int32 | None
+    css_id: U64 | None
     dead: StrictBool
     deact: StrictBool
     active_objs: U64

@@ -123,7 +123,7 @@ def test_values_a_column_cannot_hold_are_422_and_store_nothing(client: TestClien
     r = push(client, "token-a", gzip_body("out-of-range-0001", snap))
     where = "memcg.dying" if where == "dying" else "proc_cgroups.0.num_cgroups"
     assert r.status_code == 422
-    assert f"snapshot.{where}: Input should be less than or equal to 2147483647" in \
+    assert f"snapshot.{where}: Input should be less than or equal to {(1 << 64) - 1}" in \
         r.json()["detail"]
     assert scrapes(client) == 0
     # The same host's next, valid snapshot is stored as usual.

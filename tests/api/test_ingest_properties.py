@@ -71,10 +71,11 @@ def send(c: TestClient, sid: str, snap: dict[str, Any], token: str = "token-a") 
 
 
 # Places of one value each, by what the schema wants there.
+# Every kernel value is a u64 (the store keeps each exactly); the host's own sizes are int32.
 U64_PLACES = ["caches.0.num_objs", "caches.0.active_objs", "caches.0.bytes",
-              "full.values.0.0", "series.values.1.2"]
-INT32_PLACES = ["host.page_size_bytes", "host.cpus", "caches.0.object_size",
-                "proc_cgroups.0.num_cgroups", "memcg.dying"]
+              "full.values.0.0", "series.values.1.2", "caches.0.object_size",
+              "proc_cgroups.0.num_cgroups", "memcg.dying"]
+INT32_PLACES = ["host.page_size_bytes", "host.cpus"]
 FIGURE_PLACES = ["vmstat.nr_free_pages", "meminfo_raw.MemTotal"]
 STR_PLACES = ["host.kernel_release", "caches.0.name", "full.paths.0", "memcg.method",
               "errors.0.message"]
