@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Alert thresholds, and where to post alerts (JSON), if anywhere.
     alert_dying_max: int = Field(default=1000, ge=0)
     alert_growth_per_day_max: float = Field(default=500.0, ge=0)
+    # No growth figure, days-to-limit or growth alert before a host has this much history.
+    growth_min_history_seconds: float = Field(default=3600.0, ge=0, le=30 * 86_400)
     alert_days_to_limit_min: float = Field(default=30.0, ge=0)
     alert_wasted_bytes_max: int = Field(default=1 << 30, ge=0)
     alert_webhook_url: str | None = None

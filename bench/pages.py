@@ -295,12 +295,14 @@ WHERE host_id = :hid AND taken_at >= :since AND taken_at <= :until
 GROUP BY b ORDER BY b
 """
 # The fleet page's sparklines: each host's dying count over the 24 h before its last scrape,
-# in 48 half-hour buckets; a bucket counts when it starts no earlier than one bucket before
+# in 48 half-hour buckets (mean time and count, fitted for growth; the max, drawn); a bucket
+# counts when it starts no earlier than one bucket before
 # that window, rows from the earliest such window of the page's hosts on.
 SPARKLINES = {
     "sqlite": """
 SELECT s.host_id, CAST(strftime('%s', s.taken_at) AS INTEGER) / 1800 AS b,
-       avg(s.memcg_dying_total)
+       avg(CAST(strftime('%s', s.taken_at) AS INTEGER)), avg(s.memcg_dying_total),
+       max(s.memcg_dying_total)
 FROM scrape s JOIN host h ON h.id = s.host_id
 WHERE s.taken_at >= (SELECT datetime(min(last_seen_at), '-24 hours') FROM host)
   AND (CAST(strftime('%s', s.taken_at) AS INTEGER) / 1800) * 1800
@@ -309,7 +311,7 @@ GROUP BY s.host_id, b ORDER BY s.host_id, b
 """,
     "postgresql": """
 SELECT s.host_id, CAST(floor(extract(epoch FROM s.taken_at)) AS bigint) / 1800 AS b,
-       avg(s.memcg_dying_total)
+       avg(extract(epoch FROM s.taken_at)), avg(s.memcg_dying_total), max(s.memcg_dying_total)
 FROM scrape s JOIN host h ON h.id = s.host_id
 WHERE s.taken_at >= (SELECT min(last_seen_at) - interval '24 hours' FROM host)
   AND (CAST(floor(extract(epoch FROM s.taken_at)) AS bigint) / 1800) * 1800
@@ -382,8 +384,8 @@ def floor_frames(conn: Any, dialect: str, **binds: Any
 def floor_sparklines(conn: Any, dialect: str) -> dict[int, list[float]]:
     """The sparklines of every host, from the hand-written query."""
     out: dict[int, list[float]] = {}
-    for hid, _b, v in conn.execute(text(SPARKLINES[dialect])).all():
-        out.setdefault(int(hid), []).append(float(v))
+    for hid, _b, _t, _mean, top in conn.execute(text(SPARKLINES[dialect])).all():
+        out.setdefault(int(hid), []).append(float(top))
     return out
 
 

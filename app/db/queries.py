@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -302,6 +302,10 @@ class HostRow:
     dying_7d_ago: tuple[datetime, int] | None
     sparkline: list[float]
     removed_total: int
+    # (mean time, mean dying) per sparkline bucket, and per rolled-up hour over 7 days
+    # (only for a host with that much history): what the growth figures are fitted on.
+    points_24h: list[tuple[datetime, float]] = field(default_factory=list)
+    points_7d: list[tuple[datetime, float]] = field(default_factory=list)
 
 
 def _dying_at_or_after(host_ids: Sequence[int], when: dict[int, datetime],
@@ -341,31 +345,59 @@ def fleet(session: Session, limit: int, offset: int,
                              session)
     d7 = _dying_at_or_after(ids, {h: t - timedelta(days=7) for h, t in last.items()}, session)
     spark = sparklines(session, last, spark_buckets)
+    week = hourly_points(session, {hid: h for hid, (h, _) in seen.items()})
     removed_counts = counts.removed_totals(session, ids)
-    return [HostRow(h, s, d24.get(hid), d7.get(hid), spark[hid],
-                    int(removed_counts.get(hid, 0)))
+    return [HostRow(h, s, d24.get(hid), d7.get(hid), [p[2] for p in spark[hid]],
+                    int(removed_counts.get(hid, 0)), [(p[0], p[1]) for p in spark[hid]],
+                    week.get(hid, []))
             for hid, (h, s) in seen.items()], total
 
 
-def sparklines(session: Session, last: dict[int, datetime],
-               buckets: int = 48) -> dict[int, list[float]]:
-    """Each host's dying count over the 24 h before its last scrape, in `buckets` averages.
+def sparklines(session: Session, last: dict[int, datetime], buckets: int = 48
+               ) -> dict[int, list[tuple[datetime, float, float]]]:
+    """Each host's dying count over the 24 h before its last scrape, in `buckets`: per bucket
+    (mean time, mean count, max count). Counts are drawn as the max (a burst stays visible,
+    and a count stays whole); the means are what a slope is fitted on.
 
     One GROUP BY for all the hosts of a page: the fleet page's heaviest query.
     """
     step = 86_400 // buckets
     ids = list(last)
-    out: dict[int, list[float]] = {hid: [] for hid in ids}
+    out: dict[int, list[tuple[datetime, float, float]]] = {hid: [] for hid in ids}
     if not ids:
         return out
     lo = min(last.values()) - timedelta(hours=24)
-    b = func.floor(epoch_seconds(m.Scrape.taken_at) / step)
-    for hid, bucket, v in session.execute(
-            select(m.Scrape.host_id, b, func.avg(valid_u64(m.Scrape.memcg_dying_total)))
+    t = epoch_seconds(m.Scrape.taken_at)
+    b = func.floor(t / step)
+    dying = valid_u64(m.Scrape.memcg_dying_total)
+    for hid, bucket, at, mean, top in session.execute(
+            select(m.Scrape.host_id, b, func.avg(t), func.avg(dying), func.max(dying))
             .where(m.Scrape.host_id.in_(ids), m.Scrape.taken_at >= lo)
             .group_by(m.Scrape.host_id, b).order_by(m.Scrape.host_id, b)).all():
-        if v is not None and float(bucket) * step >= last[hid].timestamp() - 86_400 - step:
-            out[hid].append(float(v))
+        if mean is not None and float(bucket) * step >= last[hid].timestamp() - 86_400 - step:
+            out[hid].append((datetime.fromtimestamp(float(at), UTC), float(mean), float(top)))
+    return out
+
+
+WEEK = timedelta(days=7)
+
+
+def hourly_points(session: Session, hosts: dict[int, m.Host]
+                  ) -> dict[int, list[tuple[datetime, float]]]:
+    """(mid-hour, mean dying) per rolled-up hour of the 7 days before each host's last scrape,
+    for the hosts whose history spans most of a week (the others get no 7-day figure)."""
+    ids = [hid for hid, h in hosts.items()
+           if h.last_seen_at - h.first_seen_at >= WEEK * 0.9]
+    out: dict[int, list[tuple[datetime, float]]] = {}
+    if not ids:
+        return out
+    r = m.ScrapeHourly
+    lo = min(hosts[hid].last_seen_at for hid in ids) - WEEK
+    for hid, hour, total, n in session.execute(
+            select(r.host_id, r.hour_at, r.memcg_dying_sum_total, r.scrapes_total)
+            .where(r.host_id.in_(ids), r.hour_at >= lo).order_by(r.host_id, r.hour_at)):
+        if total is not None and n and hour >= hosts[hid].last_seen_at - WEEK:
+            out.setdefault(hid, []).append((hour + timedelta(minutes=30), float(total) / n))
     return out
 
 
@@ -377,7 +409,10 @@ def fleet_one(session: Session, host_id: int) -> HostRow:
     d24 = _dying_at_or_after([host_id], {host_id: last - timedelta(hours=24)}, session)
     d7 = _dying_at_or_after([host_id], {host_id: last - timedelta(days=7)}, session)
     removed_total = counts.removed_totals(session, [host_id]).get(host_id, 0)
-    return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [], removed_total)
+    spark = sparklines(session, {host_id: last})[host_id]
+    week = hourly_points(session, {host_id: host}).get(host_id, [])
+    return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [p[2] for p in spark],
+                   removed_total, [(p[0], p[1]) for p in spark], week)
 
 
 def sources_seen(session: Session, scrape_id: int) -> list[tuple[str, str, str]]:

@@ -17,6 +17,7 @@ from app.db import queries as q
 from app.db.frames import memory_figures
 from app.domain import derive, tree
 from app.domain.cost import memcg_cost
+from app.domain.growth import Growth, days_to_limit, growth
 from app.domain.history import CacheState, CgroupState, HostHistory, HostState, MemcgCacheState
 from app.domain.views import (
     CacheView,
@@ -28,26 +29,55 @@ from app.domain.views import (
     SourceStatus,
 )
 
+MIN_HISTORY = timedelta(hours=1)  # the default of Settings.growth_min_history_seconds
 
-def _summary(row: q.HostRow, now: datetime, stale_after: timedelta) -> HostSummary:
+
+def _growth(row: q.HostRow, count: int | None, min_history: timedelta
+            ) -> tuple[Growth, Growth]:
+    """The 24 h and 7 d growth of the dying count: robust slopes over the windows they name,
+    none before `min_history` (app/domain/growth.py)."""
+    h, s = row.host, row.latest
+    last = h.last_seen_at
+    recent = list(row.points_24h)
+    if s is not None and count is not None:
+        recent.append((s.taken_at, float(count)))
+    watched = last - h.first_seen_at
+    g24 = growth(recent, last, timedelta(hours=24), min_history, watched)
+    end = row.points_7d[-1][0] if row.points_7d else None
+    week = row.points_7d + [p for p in recent if end is None or p[0] > end]
+    g7 = growth(week, last, timedelta(days=7), min_history, watched) if row.points_7d else \
+        Growth(None, timedelta(days=7), watched, 0, False,
+               g24.note or f"over the {_span(watched)} there is, not 7 d")
+    return g24, g7
+
+
+def _span(d: timedelta) -> str:
+    hours = d.total_seconds() / 3600
+    return f"{hours / 24:.0f} d" if hours >= 48 else f"{hours:.0f} h" if hours >= 1 else \
+        f"{d.total_seconds() / 60:.0f} min"
+
+
+def _summary(row: q.HostRow, now: datetime, stale_after: timedelta,
+             min_history: timedelta = MIN_HISTORY) -> HostSummary:
     h, s = row.host, row.latest
     cost = memcg_cost(h.kernel_release, h.possible_cpus_total, h.numa_nodes_total)
     dying = s.memcg_dying_total if s else None
     # Shown as stored; what is derived from it only from a count below 2^63 (not underflow).
     count = _valid(dying)
     total = _valid(s.memcg_total) if s else None
-    now_point = (s.taken_at, count) if s and count is not None else None
-    g24 = derive.growth_per_day(row.dying_24h_ago, now_point)
-    g7 = derive.growth_per_day(row.dying_7d_ago, now_point)
+    g24, g7 = _growth(row, count, min_history)
+    # Days to the ID limit from the longest window that has the evidence for it.
+    best = g7 if g7.covered else g24
     return HostSummary(
         name=h.name, kernel_release=h.kernel_release, era=h.era, cgroup_layout=h.cgroup_layout,
         cpus=h.possible_cpus_total, last_scrape_at=h.last_seen_at,
         stale=now - h.last_seen_at > stale_after,
         memcg_live=s.memcg_visible_total if s else None, memcg_dying=dying,
         memcg_total=s.memcg_total if s else None,
-        dying_growth_per_day_24h=g24, dying_growth_per_day_7d=g7,
-        days_to_memcg_id_limit=derive.days_to_limit(count, total,
-                                                    g7 if g7 is not None else g24),
+        dying_growth_per_day_24h=g24.per_day,
+        dying_growth_per_day_7d=g7.per_day if g7.covered else None,
+        days_to_memcg_id_limit=days_to_limit(total, best),
+        growth_note=g24.note,
         slab_bytes=s.slab_bytes if s else None,
         sreclaimable_bytes=s.sreclaimable_bytes if s else None,
         sunreclaim_bytes=s.sunreclaim_bytes if s else None,
@@ -55,24 +85,26 @@ def _summary(row: q.HostRow, now: datetime, stale_after: timedelta) -> HostSumma
         dying_cost_bytes_each=cost.per_memcg_bytes,
         wasted_bytes=count * cost.per_memcg_bytes if count is not None else None,
         cost_model=cost.model, removed_total=row.removed_total,
-        sparkline_dying_24h=row.sparkline)
+        sparkline_dying_24h=row.sparkline,
+        history_seconds=(h.last_seen_at - h.first_seen_at).total_seconds())
 
 
 def fleet(session: Session, *, limit: int, offset: int, now: datetime,
-          stale_after: timedelta) -> tuple[list[HostSummary], int]:
+          stale_after: timedelta, min_history: timedelta = MIN_HISTORY
+          ) -> tuple[list[HostSummary], int]:
     """The fleet page: hosts by dying memcgs, most first."""
     rows, total = q.fleet(session, limit, offset)
-    return [_summary(r, now, stale_after) for r in rows], total
+    return [_summary(r, now, stale_after, min_history) for r in rows], total
 
 
-def host_detail(session: Session, name: str, *, now: datetime,
-                stale_after: timedelta) -> HostDetail | None:
+def host_detail(session: Session, name: str, *, now: datetime, stale_after: timedelta,
+                min_history: timedelta = MIN_HISTORY) -> HostDetail | None:
     """One host: its summary, identity, and which sources its latest scrape could read."""
     host = q.host_by_name(session, name)
     if host is None:
         return None
     row = q.fleet_one(session, host.id)
-    summary = _summary(row, now, stale_after)
+    summary = _summary(row, now, stale_after, min_history)
     latest = row.latest
     errors = q.sources_seen(session, latest.id) if latest else []
     failed = {src for src, _, _ in errors}
@@ -243,10 +275,10 @@ def state(session: Session, host: m.Host) -> HostState | None:
                      slabs[len(slabs) // 2] if slabs else None)
 
 
-def host_summary(session: Session, name: str, *, now: datetime,
-                 stale_after: timedelta) -> HostSummary | None:
+def host_summary(session: Session, name: str, *, now: datetime, stale_after: timedelta,
+                 min_history: timedelta = MIN_HISTORY) -> HostSummary | None:
     """One host's fleet row alone (what its alerts need; host_detail also counts scrapes)."""
     host = q.host_by_name(session, name)
     if host is None:
         return None
-    return _summary(q.fleet_one(session, host.id), now, stale_after)
+    return _summary(q.fleet_one(session, host.id), now, stale_after, min_history)

@@ -53,13 +53,18 @@ def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def growth(points: Sequence[tuple[datetime, float]], now: datetime, window: timedelta,
-           min_history: timedelta = timedelta(hours=1)) -> Growth:
-    """Growth per day of `points` over the `window` ending at `now`."""
+           min_history: timedelta = timedelta(hours=1),
+           history: timedelta | None = None) -> Growth:
+    """Growth per day of `points` over the `window` ending at `now`.
+
+    `history` is how long the host has been watched, where the points (bucket means, say)
+    do not show it exactly; by default the span of the points.
+    """
     inside = sorted(p for p in points if now - window <= p[0] <= now)
     if len(inside) < 2:
         return Growth(None, window, timedelta(0), len(inside), False,
                       "collecting: no history yet")
-    span = inside[-1][0] - inside[0][0]
+    span = inside[-1][0] - inside[0][0] if history is None else min(history, window)
     if span < min_history:
         minutes = int(span.total_seconds() // 60)
         need = int(min_history.total_seconds() // 60)

@@ -32,6 +32,8 @@ class HostSummary:
     cost_model: str
     removed_total: int
     sparkline_dying_24h: list[float] = field(default_factory=list)
+    growth_note: str = ""  # "collecting, 12 min so far (...)" or the span a figure spans
+    history_seconds: float = 0.0  # from the host's first scrape to its last
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,8 @@ def fleet_page(request: Request, session: SessionDep, settings: SettingsDep,
                format: Fmt = "html") -> Response:
     """The fleet: hosts by dying memcgs, with sparklines, growth, waste and staleness."""
     hosts, total = views.fleet(session, limit=limit, offset=offset, now=views.utcnow(),
-                               stale_after=timedelta(seconds=settings.stale_after_seconds))
+                               stale_after=timedelta(seconds=settings.stale_after_seconds),
+        min_history=timedelta(seconds=settings.growth_min_history_seconds))
     ctx = {"hosts": hosts, "total": total, "offset": offset, "limit": limit,
            "stale": [h for h in hosts if h.stale],
            "alerts": [a for a in evaluate(hosts, rules_of(settings))
@@ -74,7 +75,8 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
     h = _host(session, host)
     tr = _range(preset, since, until, h.last_seen_at)
     detail = views.host_detail(session, host, now=views.utcnow(),
-                               stale_after=timedelta(seconds=settings.stale_after_seconds))
+                               stale_after=timedelta(seconds=settings.stale_after_seconds),
+        min_history=timedelta(seconds=settings.growth_min_history_seconds))
     assert detail is not None
 
     ser = views.host_series(session, h.id, ["memcg_dying", "memcg_live", "sreclaimable_bytes",

@@ -32,19 +32,34 @@ def test_hosts_sorted_by_dying_with_growth_and_waste(client: TestClient) -> None
         h = by[f"host-{i}"]
         dying = 10 * (i + 1) + 29 * (i + 1)  # last of 30 scrapes
         assert h["memcg_dying"] == dying and h["memcg_live"] == 51
-        # 29 * (i + 1) more over 29 minutes, both windows reach back to the first scrape
-        assert h["dying_growth_per_day_24h"] == pytest.approx(1440.0 * (i + 1))
-        assert h["dying_growth_per_day_7d"] == pytest.approx(1440.0 * (i + 1))
+        # 29 minutes of history: no growth figure before an hour of it (a setting).
+        assert h["dying_growth_per_day_24h"] is None and h["dying_growth_per_day_7d"] is None
+        assert h["growth_note"] == "collecting, 29 min so far (growth from 60 min)"
+        assert h["days_to_memcg_id_limit"] is None
         assert h["wasted_bytes"] == dying * COST and h["dying_cost_bytes_each"] == COST
         assert h["percpu_bytes"] == 700_000 + 4096 * dying
         assert h["removed_total"] == 6
         # 29 minutes of data in 30-minute buckets: one or two points, ending near the last
         assert 1 <= len(h["sparkline_dying_24h"]) <= 2
         assert dying - 30 * (i + 1) <= h["sparkline_dying_24h"][-1] <= dying
-        assert h["days_to_memcg_id_limit"] == pytest.approx(
-            (65_535 - (dying + 51)) / (1440.0 * (i + 1)))
     assert by["host-2"]["stale"] is True and by["host-0"]["stale"] is False
     assert "6.10+" in d["cost_model"] and "Butt" in d["cost_model"]
+
+
+def test_growth_is_a_robust_slope_over_the_history_there_is(seeded_url: str) -> None:
+    settings = Settings(database_url=seeded_url, growth_min_history_seconds=600)
+    with TestClient(create_app(settings)) as c:
+        by = {h["name"]: h for h in c.get("/api/v1/hosts").json()["items"]}
+    for i in range(3):
+        h = by[f"host-{i}"]
+        dying = 10 * (i + 1) + 29 * (i + 1)
+        # (i + 1) more a minute: the slope over the 29 minutes there are, said as such; no
+        # 7-day figure from half an hour.
+        assert h["dying_growth_per_day_24h"] == pytest.approx(1440.0 * (i + 1))
+        assert h["growth_note"] == "over the 29 min there is, not 24 h"
+        assert h["dying_growth_per_day_7d"] is None
+        assert h["days_to_memcg_id_limit"] == pytest.approx(
+            (65_535 - (dying + 51)) / (1440.0 * (i + 1)))
 
 
 def test_hosts_paging_and_limits(client: TestClient) -> None:

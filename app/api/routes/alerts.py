@@ -30,7 +30,8 @@ WEBHOOK_THREAD = "slabscope-alert-webhook"  # each post's thread (tests join the
 def alerts(session: SessionDep, settings: SettingsDep) -> dict[str, object]:
     """Every alert that fires now, and the rules."""
     hosts, _ = views.fleet(session, limit=100_000, offset=0, now=views.utcnow(),
-                           stale_after=timedelta(seconds=settings.stale_after_seconds))
+                           stale_after=timedelta(seconds=settings.stale_after_seconds),
+        min_history=timedelta(seconds=settings.growth_min_history_seconds))
     return {"alerts": [dataclasses.asdict(a) for a in evaluate(hosts, rules_of(settings))],
             "rules": dataclasses.asdict(rules_of(settings)),
             "webhook": bool(settings.alert_webhook_url)}
@@ -66,7 +67,8 @@ def metrics(session: SessionDep, settings: SettingsDep) -> PlainTextResponse:
     """Per host gauges and the server's own ingest counters, Prometheus text format 0.0.4."""
     now = views.utcnow()
     hosts, _ = views.fleet(session, limit=100_000, offset=0, now=now,
-                           stale_after=timedelta(seconds=settings.stale_after_seconds))
+                           stale_after=timedelta(seconds=settings.stale_after_seconds),
+        min_history=timedelta(seconds=settings.growth_min_history_seconds))
     lines: list[str] = []
 
     def family(name: str, kind: str, help_: str, rows: list[tuple[dict[str, str], float]]

@@ -53,7 +53,8 @@ def list_hosts(session: SessionDep, settings: SettingsDep, limit: Limit = 100,
                offset: Offset = 0, format: Fmt = "json") -> HostPage | Response:
     """Hosts, most dying memcgs first, with growth, waste and last scrape."""
     items, total = views.fleet(session, limit=limit, offset=offset, now=views.utcnow(),
-                               stale_after=timedelta(seconds=settings.stale_after_seconds))
+                               stale_after=timedelta(seconds=settings.stale_after_seconds),
+        min_history=timedelta(seconds=settings.growth_min_history_seconds))
     if format == "csv":
         return csv_response(items, "hosts")
     model = items[0].cost_model if items else memcg_cost("6.10", 1, 1).model
@@ -64,7 +65,8 @@ def list_hosts(session: SessionDep, settings: SettingsDep, limit: Limit = 100,
 def host_detail(host: str, session: SessionDep, settings: SettingsDep) -> HostOut:
     """One host: summary, identity, and the sources its latest scrape could read."""
     d = views.host_detail(session, host, now=views.utcnow(),
-                          stale_after=timedelta(seconds=settings.stale_after_seconds))
+                          stale_after=timedelta(seconds=settings.stale_after_seconds),
+        min_history=timedelta(seconds=settings.growth_min_history_seconds))
     if d is None:
         raise HTTPException(404, f"no host named {host!r}: is its collector running?")
     return HostOut(host=d)

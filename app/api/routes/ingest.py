@@ -249,7 +249,8 @@ def _alert_on_change(request: Request, host: str) -> None:
     try:
         with sessions() as s:
             summary = views.host_summary(
-                s, host, now=now, stale_after=timedelta(seconds=settings.stale_after_seconds))
+                s, host, now=now, stale_after=timedelta(seconds=settings.stale_after_seconds),
+        min_history=timedelta(seconds=settings.growth_min_history_seconds))
         if summary is None:
             return
         fired = evaluate([summary], rules_of(settings))
