@@ -151,6 +151,13 @@ class Spool:
         except OSError:
             return []
 
+    def deferred(self) -> list[Path]:
+        """Snapshots set aside after repeated 5xx, oldest first (retried, never dropped)."""
+        try:
+            return sorted(p for p in (self.dir / "deferred").glob("*.json.gz") if p.is_file())
+        except OSError:
+            return []
+
     def reject(self, path: Path) -> None:
         """Keep a snapshot the server refused as invalid, out of the way."""
         self._move(path, "rejected")
@@ -171,11 +178,14 @@ class Pusher:
     `backoff_max_seconds`; ticks inside it send nothing). When the head file has failed
     `max_failures` times in a row, the next file is tried: if it is stored, the server is up
     and the head is poison, so it moves to `deferred/` (counted, logged) and sending goes on.
+    A deferred file is not given up: once the spool is caught up, the oldest deferred one is
+    sent again every `deferred_retry_seconds` (a 5xx outage that happened to last
+    `max_failures` answers must not lose a good snapshot), until it is stored or refused.
     """
 
     def __init__(self, url: str, token: str, spool: Spool, timeout: float = 10.0, *,
                  max_failures: int = 5, backoff_seconds: float = 30.0,
-                 backoff_max_seconds: float = 900.0,
+                 backoff_max_seconds: float = 900.0, deferred_retry_seconds: float = 300.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url.rstrip("/") + "/api/v1/ingest"
         self.token = token
@@ -191,6 +201,8 @@ class Pusher:
         self._head: str | None = None  # the file the 5xx answers were for
         self._head_failures = 0
         self._retry_at = 0.0
+        self.deferred_retry_seconds = deferred_retry_seconds
+        self._deferred_at = 0.0  # when the next deferred file may be sent again
         self._warned: set[str] = set()
 
     def _once(self, key: str, msg: str, *args: object) -> None:
@@ -251,7 +263,34 @@ class Pusher:
                 log.info("server reachable again: sending the spool")
                 self._warned.clear()
                 self.refused = False
+        if poison is None:  # caught up: give the oldest deferred snapshot another chance
+            n += self._retry_deferred()
         return n
+
+    def _retry_deferred(self) -> int:
+        """Send the oldest deferred snapshot again, at most every deferred_retry_seconds."""
+        if self.clock() < self._deferred_at:
+            return 0
+        waiting = self.spool.deferred()
+        if not waiting:
+            return 0
+        self._deferred_at = self.clock() + self.deferred_retry_seconds
+        path = waiting[0]
+        try:
+            self._post(path.read_bytes())
+        except urllib.error.HTTPError as err:
+            if err.code in (413, 422):
+                log.error("server rejected deferred %s (%s): kept in rejected/", path.name,
+                          err.code)
+                self._move(self.spool.reject, path)
+            return 0  # a 5xx or a refused token: it waits for the next retry
+        except (urllib.error.URLError, OSError):
+            return 0
+        path.unlink(missing_ok=True)
+        self.sent += 1
+        self._deferred_at = 0.0  # stored: the next one at once, at the next flush
+        log.info("deferred %s stored on a later try", path.name)
+        return 1
 
     def _failed(self, path: Path, code: int) -> int:
         """Count one more 5xx for this head file and set the backoff; the count so far."""
@@ -268,6 +307,7 @@ class Pusher:
     def _defer(self, path: Path) -> None:
         self._move(self.spool.defer, path)
         self.deferred += 1
+        self._deferred_at = self.clock() + self.deferred_retry_seconds
         log.error("server fails on %s but stores newer snapshots: moved it to deferred/ "
                   "(%d deferred in all)", path.name, self.deferred)
 

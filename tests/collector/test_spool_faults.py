@@ -115,6 +115,41 @@ def test_5xx_head_backs_off_then_is_deferred_and_newer_ones_go(
     assert len(ingest.headers) == 12
 
 
+def test_a_deferred_snapshot_is_sent_again_once_the_server_takes_it(
+        ingest: Ingest, tmp_path: Path) -> None:
+    # A 503 outage that lasts exactly max_failures answers of the head, then a healthy
+    # server: the head was deferred as poison, and must still be stored (it was lost).
+    spool = Spool(str(tmp_path / "spool"), 50)
+    for sid in ("s0", "s1", "s2"):
+        put(spool, sid)
+    ingest.answers["s0"] = 503
+    now = [0.0]
+    p = Pusher(ingest.url, "t", spool, timeout=5, max_failures=2, backoff_seconds=1,
+               deferred_retry_seconds=300, clock=lambda: now[0])
+    for _ in range(2):
+        p.flush()
+        now[0] += 10
+    assert p.deferred == 1 and ingest.stored == ["s1", "s2"]
+    del ingest.answers["s0"]  # the outage is over
+    assert p.flush() == 0  # the retry waits its interval
+    now[0] += 300
+    assert p.flush() == 1 and ingest.stored == ["s1", "s2", "s0"]
+    assert spool.deferred() == [] and spool.pending() == []
+    # A deferred snapshot the server then refuses as invalid goes to rejected/, once.
+    put(spool, "s3")
+    ingest.answers["s3"] = 503
+    for _ in range(2):
+        p.flush()
+        now[0] += 10
+    put(spool, "s4")
+    assert p.flush() == 1 and p.deferred == 2  # s4 stored, s3 deferred
+    ingest.answers["s3"] = 422
+    now[0] += 300
+    assert p.flush() == 0 and spool.deferred() == []
+    assert [x.name.split("-")[1] for x in (tmp_path / "spool/rejected").iterdir()] == [
+        "s3.json.gz"]
+
+
 def test_5xx_for_everything_defers_nothing(ingest: Ingest, tmp_path: Path) -> None:
     spool = Spool(str(tmp_path / "spool"), 50)
     for sid in ("a", "b", "c"):
