@@ -39,7 +39,10 @@ def rules_of(s: Settings) -> AlertRules:
 
 
 def _utc_or_none(t: datetime | None) -> datetime | None:
-    return None if t is None else as_utc(t)
+    try:
+        return None if t is None else as_utc(t)
+    except OverflowError:  # an offset that moves it past year 1 or 9999: a clear 422
+        raise ValueError("time out of range once in UTC (years 1 to 9999)") from None
 
 
 # A time in a query string: ISO 8601, naive means UTC (as the README says).

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -131,6 +132,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, exc: SQLAlchemyError) -> Response:
         log.error("database error on %s: %s", request.url.path, str(exc).splitlines()[0])
+        if isinstance(exc, SATimeoutError) or "database is locked" in str(exc):
+            # Busy, not down: every pooled connection in use, or SQLite's one writer.
+            response = _error(request, 503, "the database is busy (every connection in use "
+                                            "or the file locked by a writer); try again")
+            response.headers["Retry-After"] = "5"
+            return response
         if isinstance(exc, OperationalError | ProgrammingError):
             return _error(request, 503, "the database is unavailable or not migrated: "
                                         "check SLABSCOPE_DATABASE_URL and run `slabscope migrate`")

@@ -44,8 +44,12 @@ def resolve(preset: str | None, since: datetime | None, until: datetime | None,
         return TimeRange(end - PRESETS[name], end, name)
     if preset is not None:
         raise RangeError("give either range or since/until, not both")
-    u = as_utc(until) if until is not None else end
-    s = as_utc(since) if since is not None else u - PRESETS[default]
+    try:
+        u = as_utc(until) if until is not None else end
+        s = as_utc(since) if since is not None else u - PRESETS[default]
+    except OverflowError:  # a time at the edge of year 1 or 9999: no range fits there
+        raise RangeError("since/until out of range: a range must lie between the years 1 and "
+                         f"9999, and until leave room for the {default} before it") from None
     if s >= u:
         raise RangeError(f"since ({s.isoformat()}) must be before until ({u.isoformat()})")
     if u - s > MAX_RANGE:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from app.config import Settings
+from app.db.migrate import upgrade
 from app.main import create_app
 
 
@@ -37,3 +41,21 @@ def test_a_nul_in_a_path_or_query_is_404_or_422_not_503(seeded_url: str) -> None
         r = c.get("/api/v1/hosts/host-0/removed", params={"since": "2026-11-01\x00"})
         assert r.status_code == 422 and "NUL" in r.json()["detail"]
         assert c.get("/api/v1/hosts/host-0").status_code == 200  # the rest as before
+
+
+@pytest.mark.parametrize("exc", [
+    OperationalError("INSERT ...", {}, Exception("database is locked")),
+    SATimeoutError("QueuePool limit of size 5 overflow 10 reached, connection timed out")])
+def test_a_busy_database_is_a_503_to_retry_not_down(sqlite_url: str, exc: Exception) -> None:
+    upgrade(sqlite_url)
+    app = create_app(Settings(database_url=sqlite_url))
+
+    @app.get("/api/v1/busy")
+    def busy() -> None:
+        raise exc
+
+    with TestClient(app) as c:
+        r = c.get("/api/v1/busy")
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert r.json()["detail"].startswith("the database is busy")
+        assert "not migrated" not in r.json()["detail"]

@@ -148,3 +148,14 @@ def test_422_bodies_match_the_openapi_schema(client: TestClient) -> None:
     assert bad.status_code == 422 and list(bad.json()) == ["detail"]
     assert bad.json()["detail"].startswith("limit: ")
 
+
+
+@pytest.mark.parametrize("until", ["0001-01-01T00:00:00Z", "0001-01-01T00:30:00+01:00",
+                                   "0001-01-01T00:00:00"])
+def test_a_range_at_the_edge_of_time_is_422_not_500(until: str, seeded_url: str) -> None:
+    with TestClient(create_app(Settings(database_url=seeded_url))) as c:
+        for path in ("/hosts/host-0", "/api/v1/hosts/host-0/series",
+                     "/hosts/host-0/caches/dentry", "/api/v1/hosts/host-0/caches/dentry/series"):
+            r = c.get(path, params={"until": until})
+            assert r.status_code == 422, (path, until, r.status_code)
+            assert "out of range" in r.text, r.text
