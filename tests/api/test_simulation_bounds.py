@@ -137,8 +137,11 @@ def _run_beside_healthz(c: TestClient, body: dict[str, Any]) -> Any:
 ])
 def test_a_run_over_a_limit_is_stopped_and_the_server_answers(
         sqlite_url: str, limits: dict[str, Any], status: int, fragment: str) -> None:
-    # A run of several seconds of CPU and hundreds of MB (the budget raised to let it in).
+    # A run of hundreds of MB, or (for the CPU limit) of many seconds of CPU in little memory:
+    # leftovers x events x steps^2 (the budget raised to let either in).
     body = big(1_000_000, leftovers=4, events=2)
+    if "simulation_cpu_seconds" in limits:
+        body = big(100, leftovers=300, events=50)
     with app_client(sqlite_url, simulation_max_work=1e12, **limits) as c:
         r = _run_beside_healthz(c, body)
         assert r.status_code == status, r.text
