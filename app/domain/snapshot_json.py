@@ -2,7 +2,7 @@
 
 Sizes are bytes. This is also the shape a collector pushes to a central server, defined and
 validated by app.fleet.wire (strict types and bounds), and it round-trips:
-`snapshot_from_dict(snapshot_to_dict(s)) == s`. Per-cgroup tables (`series`,
+`app.fleet.wire.snapshot_from_dict(snapshot_to_dict(s)) == s`. Per-cgroup tables (`series`,
 `full`) travel column-wise with exact u64 ints and null where a cgroup lacks the figure;
 `encode_snapshot` writes the same JSON in chunks, one column at a time, so a push of 10,000
 cgroups never holds 600,000 Python ints at once. "slabscope.snapshot/1" (collectors before
@@ -165,13 +165,3 @@ def snapshot_to_dict(s: Snapshot, *, tables: bool = True) -> dict[str, Any]:
         d["series"] = _table(s.series)
         d["full"] = _table(s.full)
     return d
-
-
-def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
-    """Rebuild a Snapshot from `snapshot_to_dict` output, validated by the wire schema.
-
-    The one reader is app.fleet.wire (schemas 2 and 1); a dict that does not match raises
-    its ValidationError (a ValueError) naming the failing places.
-    """
-    from app.fleet.wire import parse_snapshot
-    return parse_snapshot(json.dumps(d))

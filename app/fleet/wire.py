@@ -22,6 +22,7 @@ error. Unknown members are ignored (an additive field needs no new schema versio
 
 from __future__ import annotations
 
+import json
 from array import array
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -505,3 +506,8 @@ def push_json_schema() -> dict[str, Any]:
     """The JSON Schema of the push body (what /docs and `slabscope schema` show)."""
     return PushBody.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
 
+
+def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
+    """Rebuild a Snapshot from `snapshot_to_dict` output, validated by this schema (2 or 1);
+    a dict that does not match raises ValidationError (a ValueError) naming the places."""
+    return parse_snapshot(json.dumps(d))

@@ -11,7 +11,8 @@ import pytest
 from app.collector.cgstate import Schemas, parse_keyed
 from app.collector.errors import ParseError
 from app.collector.scrape import Collector, CollectorOptions
-from app.domain.snapshot_json import _cgroup, snapshot_from_dict, snapshot_to_dict
+from app.domain.snapshot_json import _cgroup, snapshot_to_dict
+from app.fleet.wire import snapshot_from_dict
 from tests.collector.tables import check_tables
 from tests.conftest import ERAS, HOST
 

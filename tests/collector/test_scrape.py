@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from app.collector.scrape import Collector, CollectorOptions
-from app.domain.snapshot_json import encode_snapshot, snapshot_from_dict, snapshot_to_dict
+from app.domain.snapshot_json import encode_snapshot, snapshot_to_dict
+from app.fleet.wire import snapshot_from_dict
 from tests.conftest import ERAS
 
 

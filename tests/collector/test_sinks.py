@@ -18,7 +18,7 @@ from app.collector.scrape import Collector, CollectorOptions
 from app.config import Settings
 from app.db.session import make_engine, make_session_factory
 from app.domain.samples import Snapshot
-from app.domain.snapshot_json import snapshot_from_dict
+from app.fleet.wire import snapshot_from_dict
 from tests.collector.sinks import FakeStore
 from tests.conftest import ERAS, ROOT
 
