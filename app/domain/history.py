@@ -51,6 +51,20 @@ def bucket_removals(rows: Iterable[RemovedRow], width: float) -> list[RemovalBuc
 
 
 @dataclass(frozen=True, slots=True)
+class ChurnBucket:
+    """Cgroups made, removed and freed in one time bucket, counted from the kernel's own
+    numbers (kernfs ids, /proc/cgroups num_cgroups; app.domain.churn), not from cgroups seen
+    alive: it includes cgroups that lived less than one tick. `exact` is False when an
+    interval in the bucket could not be counted whole (see app.domain.churn)."""
+
+    seconds: float
+    created: int
+    removed: int
+    freed: int | None = None
+    exact: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class HostHistory:
     """Dying and live memcgs over time, and what removed cgroups had charged when last seen.
 
@@ -70,6 +84,8 @@ class HostHistory:
     dying: list[float]
     live: list[float]
     removals: list[RemovalBucket] = field(default_factory=list)
+    # Counted churn per bucket (empty where the collector did not count it: older data).
+    churn: list[ChurnBucket] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

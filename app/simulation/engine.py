@@ -58,6 +58,9 @@ class EraResult:
     created_total: int
     freed_total: int
     never_freed: int  # still pinned at the end by something that never goes on its own
+    # When live + dying memcgs first reach the 65535 memcg-ID limit (mkdir fails with
+    # ENOSPC from then on), seconds from the start; None if never within the run.
+    enospc_seconds: float | None = None
 
 
 @dataclass(slots=True)
