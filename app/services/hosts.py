@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.db import cacheseries as cs
 from app.db import cgroups as cg
 from app.db import counts
+from app.db import hoststate as hs
 from app.db import modelinput as mi
 from app.db import models as m
 from app.db import queries as q
@@ -272,8 +273,8 @@ def state(session: Session, host: m.Host) -> HostState | None:
                if c.hierarchy == "memory" or c.figures.memory_stat]
     memcg_caches = [MemcgCacheState(x.root_cache, x.cgroup_name, _sane(x.slabs_total),
                                     _order(x.order))
-                    for x in mi.memcg_caches(session, latest.id)]
-    slabs = sorted(mi.removed_slab_bytes(session, host.id, 5000))
+                    for x in hs.memcg_caches(session, latest.id)]
+    slabs = sorted(hs.removed_slab_bytes(session, host.id, 5000))
     return HostState(host.name, host.era, host.page_size_bytes,
                      _sane(latest.memcg_dying_total), caches, cgroups, memcg_caches,
                      slabs[len(slabs) // 2] if slabs else None)
