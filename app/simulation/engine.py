@@ -335,19 +335,23 @@ def _expected(times: Array, step: float, offline: Array, first: Array, cuts: Arr
     """Expected sum over cgroups of survival(time since removal), cut by their events.
 
     Removals are binned on the grid (bucket k holds those in (t[k-1], t[k]]) and the
-    histogram is convolved with the survival function sampled at the grid's lags; the
-    cgroups first reached by one event (`first`) are a separate group whose sum drops to
-    zero at the event.
+    histogram is convolved with the survival function sampled at the grid's lags, each lag
+    plus the removals' mean age at their bucket's time (a removal just before t[k] has
+    lived less than one a step earlier: without it the sums run up to a step of decay
+    high); the cgroups first reached by one event (`first`) are a separate group whose sum
+    drops to zero at the event.
     """
     out = np.zeros_like(times)
     if len(offline) == 0:
         return out
     k_len = len(times)
-    kernel = survival(times - times[0])
     bucket = np.clip(np.ceil(offline / step).astype(np.int64), 0, k_len - 1)
+    age = np.maximum(times[bucket] - offline, 0.0)
     group = np.searchsorted(cuts, first, "left")  # cuts: the event times; len: never
     for g in np.unique(group):
-        hist = np.bincount(bucket[group == g], minlength=k_len).astype(np.float64)
+        sel = group == g
+        kernel = survival(times - times[0] + float(age[sel].mean()))
+        hist = np.bincount(bucket[sel], minlength=k_len).astype(np.float64)
         part = np.convolve(hist, kernel)[:k_len]
         if g < len(cuts):
             part = np.where(times >= cuts[g], 0.0, part)
@@ -755,6 +759,6 @@ def work(w: Workload, eras: int) -> Work:
         terms["steps_eras"] += eras * len(parts) * k
     if ids >= MEMCG_ID_MAX:
         # _admit: every era sorts all cgroups by creation and by the end of their ID.
-        terms["cgroups"] += eras * total_n * 2 * math.log2(total_n + 2)
+        terms["cgroups"] += eras * total_n * math.log2(total_n + 2)
     return Work(total_n, k, eras, sum(len(_parts(j)) for j in w.classes),
                 {t: v * WORK_WEIGHTS[t] for t, v in terms.items()})
