@@ -260,22 +260,19 @@ def _owners(create: Array, offline: Array, first: Array, clean: Array | None, am
 
     The first cgroup charges them; they stay charged to it while later cgroups use them,
     until reclaim or an event frees them; the first cgroup created after that charges them
-    anew (it looks the paths up when it starts) [approximation]. One draw per owner.
+    anew (it looks the paths up when it starts) [approximation].
     """
     n = len(create)
     mask = np.zeros(n, dtype=np.bool_)
-    release = offline.copy()
+    # Each cgroup's charge if it were an owner (one vectorised draw each), and the cgroup
+    # that would charge the objects after it; then follow the chain from the first.
+    gone = _cut(offline + _last_of(amount, rate, n, rng), offline, first, clean)
+    after = np.where(np.isfinite(gone), np.searchsorted(create, gone, "right"), n).tolist()
     i = 0
     while i < n:
         mask[i] = True
-        one = slice(i, i + 1)
-        t = _cut(offline[one] + _last_of(amount, rate, 1, rng), offline[one], first[one],
-                 None if clean is None else clean[one])
-        release[i] = t[0]
-        if not np.isfinite(t[0]):
-            break
-        i = int(np.searchsorted(create, t[0], "right"))
-    return mask, release
+        i = after[i]
+    return mask, np.where(mask, gone, offline)
 
 
 def _cohort(job: JobClass, w: Workload, rng: np.random.Generator) -> _Cohort:
@@ -755,6 +752,8 @@ def work(w: Workload, eras: int) -> Work:
             terms["cgroups_events"] += kinds * n * (1 + split)
             terms["steps_squared"] += kinds * split * k * k
         draws = sum(1 + cuts for cuts in groups.values())
+        # _owners: a chain walked in Python, at most one step per cgroup, per shared group.
+        draws += 5 * sum(1 for key in groups if key[4])
         terms["cgroups"] += n * (1 + draws) + eras * n * (len(groups) + 6 * math.log2(n + 2))
         terms["steps_eras"] += eras * len(parts) * k
     if ids >= MEMCG_ID_MAX:
