@@ -16,9 +16,9 @@ published measurement of that kernel generation or from this lab's own:
   keeps the lab's, the host views the published ones (whatever mkdir charged).
 
 Before 5.9, each dying memcg may also keep per-memcg kmem_cache copies (one per cache it
-allocated from) with their partly filled slabs: `CACHE_COPY_BYTES` below, an assumption
-(struct kmem_cache, its per-CPU and per-node parts, and on average half a slab page of
-objects), counted by the model for the caches it simulates.
+allocated from): `CACHE_COPY` below (struct kmem_cache and its name, a kmem_cache_cpu per
+CPU, a kmem_cache_node per node), and their partly filled slab pages, which the engine
+counts from each cache's geometry (app/simulation/engine.py).
 """
 
 from __future__ import annotations
@@ -61,10 +61,18 @@ FROM_6_10 = CostModel("6.10+ (Averin 2022 less Butt 2024's stats savings)",
 LAB_6_18 = CostModel("6.18 measured here (lab-findings 4: 12.6 kB + 4.03 kB percpu, 2 CPUs)",
                      12_600, 2_015, source="lab-findings.md 4")
 
-# Before 5.9 (per-memcg kmem_caches): one cache copy a dying memcg keeps [assumption].
-CACHE_COPY_BYTES = 2_048  # struct kmem_cache and its per-node part
-CACHE_COPY_PER_CPU_BYTES = 64  # struct kmem_cache_cpu, rounded
-CACHE_COPY_SLAB_BYTES = 2_048  # half a 4 KiB slab page of objects, on average
+# Before 5.9 (per-memcg kmem_caches, SLUB, x86_64): one cache copy [derived]:
+# * struct kmem_cache: 256 B, the object size of the `kmem_cache` cache in the real
+#   /proc/slabinfo captures of tests/fixtures/third_party/pcp/meminfo (256 in 4 of 6
+#   captures, 320 and 384 in the others; it holds memcg_params and one node pointer);
+# * its name, kasprintf("%s(%llu:%s)") in memcg_create_kmem_cache (kernel-notes.md 2(a)),
+#   e.g. "dentry(1234:job-1.scope)": kmalloc-32;
+# * a struct kmem_cache_node per node: 64 B (the same captures: 64 in 4 of 6, 128 in 2);
+# * a struct kmem_cache_cpu per CPU: 32 B (freelist, tid, page, partial: 4.x-5.8
+#   include/linux/slub_def.h with CONFIG_SLUB_CPU_PARTIAL), allocated per CPU.
+# With slub_memcg_sysfs=1 each copy also has a sysfs directory (not counted).
+CACHE_COPY = CostModel("per-memcg kmem_cache copy (SLUB, <= 5.8)", 256 + 32, 32, per_node=64,
+                       source="pcp slabinfo captures; include/linux/slub_def.h (4.x-5.8)")
 
 # Model eras -> the kernels they stand for.
 _ERA_MODEL = {"pre-5.3": UP_TO_5_8, "v4-5/7": UP_TO_5_8, "5.3": UP_TO_5_8,
@@ -79,12 +87,8 @@ class MemcgCost:
     model: str
 
 
-def model_for_release(kernel_release: str) -> CostModel:
-    """The cost model of a kernel release (6.10+ if it cannot be parsed)."""
-    try:
-        version = parse_release(kernel_release)
-    except ValueError:
-        return FROM_6_10
+def model_for_version(version: tuple[int, int]) -> CostModel:
+    """The cost model of a kernel (major, minor): the generation it belongs to."""
     if version >= (6, 10):
         return FROM_6_10
     if version >= (5, 9):
@@ -92,14 +96,23 @@ def model_for_release(kernel_release: str) -> CostModel:
     return UP_TO_5_8
 
 
+def model_for_release(kernel_release: str) -> CostModel:
+    """The cost model of a kernel release (6.10+ if it cannot be parsed)."""
+    try:
+        version = parse_release(kernel_release)
+    except ValueError:
+        return FROM_6_10
+    return model_for_version((version[0], version[1]))
+
+
 def model_for_era(era: str) -> CostModel:
     """The cost model of a simulation era (objcg-kmem spans 5.13 to today: 6.10+ sizes)."""
     return _ERA_MODEL.get(era, FROM_6_10)
 
 
-def cache_copy_bytes(cpus: int) -> int:
-    """One per-memcg kmem_cache copy a dying memcg keeps before 5.9 [assumption]."""
-    return CACHE_COPY_BYTES + CACHE_COPY_PER_CPU_BYTES * max(1, cpus) + CACHE_COPY_SLAB_BYTES
+def cache_copy_bytes(cpus: int, nodes: int = 1) -> int:
+    """One per-memcg kmem_cache copy before 5.9, without its slab pages [derived]."""
+    return CACHE_COPY.bytes(cpus, nodes)
 
 
 def memcg_cost(kernel_release: str, cpus: int, numa_nodes: int) -> MemcgCost:

@@ -35,11 +35,14 @@ class LeftoverIn(BaseModel):
     amount: int = Field(ge=1, le=1_000_000)
     cache: CacheIn | None = None
     mean_life_seconds: float | None = Field(default=None, ge=0, le=365 * 86_400)
+    dirty_share: float = Field(default=0.0, ge=0, le=1)  # page cache still dirty at removal
 
     @model_validator(mode="after")
     def _slab_has_cache(self) -> LeftoverIn:
         if self.kind == "slab" and self.cache is None:
             raise ValueError("a slab leftover needs a cache (at least its name)")
+        if self.dirty_share and self.kind != "pagecache":
+            raise ValueError("dirty_share applies to page cache leftovers only")
         return self
 
 
@@ -54,14 +57,17 @@ class JobClassIn(BaseModel):
     count: int | None = Field(default=None, ge=0, le=MAX_CGROUPS)
     start_seconds: float = Field(default=0, ge=0)
     leftovers: list[LeftoverIn] = Field(default_factory=list, max_length=MAX_LEFTOVERS)
+    # Charged once, to the first cgroup of the class (dentries, directory blocks it shares).
+    shared_leftovers: list[LeftoverIn] = Field(default_factory=list,
+                                               max_length=MAX_LEFTOVERS)
 
 
 class EventIn(BaseModel):
-    """drop_caches (mode 1, 2, 3) or delete_files (one class, or all)."""
+    """drop_caches (mode 1, 2, 3), delete_files (one class, or all) or sync."""
 
     model_config = ConfigDict(extra="forbid")
     at_seconds: float = Field(ge=0)
-    kind: Literal["drop_caches", "delete_files"]
+    kind: Literal["drop_caches", "delete_files", "sync"]
     mode: int = Field(default=0, ge=0, le=3)
     job: str | None = Field(default=None, max_length=100)
 
@@ -86,6 +92,9 @@ class SimulationIn(BaseModel):
     step_seconds: float = Field(default=3600, ge=0.01, le=86_400)
     cpus: int = Field(default=2, ge=1, le=4096)
     numa_nodes: int = Field(default=1, ge=1, le=64)
+    # The host's kernel, "MAJOR.MINOR": picks the cost generation within an era and whether
+    # dying memcgs keep their memcg ID (before 4.8). None: each era's default.
+    kernel: str | None = Field(default=None, pattern=r"^[0-9]{1,2}\.[0-9]{1,3}$")
     pressure: PressureIn = Field(default_factory=PressureIn)
     classes: list[JobClassIn] = Field(min_length=1, max_length=MAX_CLASSES)
     events: list[EventIn] = Field(default_factory=list, max_length=MAX_EVENTS)

@@ -44,8 +44,10 @@ def to_workload(s: SimulationIn) -> Workload:
     """The validated request as the model's Workload."""
     classes = []
     for c in s.classes:
-        leaves = []
-        for lf in c.leftovers:
+        leaves: list[Leftover] = []
+        shared: list[Leftover] = []
+        for lf, into in [(x, leaves) for x in c.leftovers] + \
+                [(x, shared) for x in c.shared_leftovers]:
             cache = None
             if lf.cache is not None:
                 known = KNOWN.get(lf.cache.name)
@@ -53,13 +55,17 @@ def to_workload(s: SimulationIn) -> Workload:
                 cache = known if known is not None and not fields else CacheGeometry(
                     lf.cache.name, lf.cache.object_size_bytes, lf.cache.objs_per_slab,
                     lf.cache.order, lf.cache.reclaimable)
-            leaves.append(Leftover(Kind(lf.kind), lf.amount, cache, lf.mean_life_seconds))
+            into.append(Leftover(Kind(lf.kind), lf.amount, cache, lf.mean_life_seconds,
+                                 lf.dirty_share))
         classes.append(JobClass(c.name, c.per_day, c.lifetime_seconds, tuple(leaves),
-                                c.period_seconds, c.count, c.start_seconds))
+                                c.period_seconds, c.count, c.start_seconds,
+                                shared_leftovers=tuple(shared)))
+    kernel = None if s.kernel is None else (int(s.kernel.split(".")[0]),
+                                            int(s.kernel.split(".")[1]))
     return Workload(s.name, tuple(classes), Pressure(s.pressure.slab_per_day,
                                                      s.pressure.pagecache_per_day),
                     tuple(Event(e.at_seconds, e.kind, e.mode, e.job) for e in s.events),
-                    s.days * 86_400.0, s.step_seconds, s.cpus, s.numa_nodes)
+                    s.days * 86_400.0, s.step_seconds, s.cpus, s.numa_nodes, kernel=kernel)
 
 
 # What a client can change to shrink each term of the work estimate.

@@ -7,6 +7,12 @@ A leftover is what one cgroup still has charged when it is removed, and how it g
     files;
   * shmem/tmpfs pages, freed only when the files are deleted;
   * kernel stacks of threads that moved to another cgroup, freed when the threads exit.
+
+Page cache may be partly dirty (Leftover.dirty_share): drop_caches frees only clean pages,
+and a dirty page is clean once written back, after the writeback delay or at a `sync`.
+A class may also leave shared objects (JobClass.shared_leftovers): dentries, inodes or
+directory blocks that every cgroup of the class uses, charged once, to the first cgroup that
+touched them, and again to the next cgroup after they are freed.
 """
 
 from __future__ import annotations
@@ -48,6 +54,11 @@ class Leftover:
     amount: int
     cache: CacheGeometry | None = None
     mean_life_seconds: float | None = None
+    # Page cache only: the share of the pages still dirty at removal. drop_caches cannot
+    # free a dirty page (only clean, unmapped pages are invalidated; the live test
+    # tests/simulation/test_live_mechanisms.py measures it on this kernel); writeback
+    # (Workload.writeback_seconds) or a `sync` event makes it clean.
+    dirty_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,13 @@ class JobClass:
     # Each simulated cgroup stands for this many (a class thinned so that a busy host's
     # months cost the engine a bounded number of cgroups; counts are scaled back).
     weight: float = 1.0
+    # Objects every cgroup of the class uses but only the first charges: dentries and
+    # inodes of the paths it looks up (slab, charged by the allocation: d_alloc/iget), and
+    # directory blocks (page cache, charged by the read that brings them in). They pin the
+    # cgroup that charged them, in the eras where their kind pins; once freed, the next
+    # cgroup of the class to start charges them again. On a thinned class (weight > 1) an
+    # owner counts with the class weight [approximation].
+    shared_leftovers: tuple[Leftover, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +94,11 @@ class Pressure:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something an operator does: `drop_caches` (mode 1, 2, 3) or `delete_files`."""
+    """Something an operator does: `drop_caches` (mode 1, 2, 3), `delete_files` or `sync`.
+
+    `sync` frees nothing: it writes dirty page cache back, so that a later drop_caches or
+    reclaim can free it.
+    """
 
     at_seconds: float
     kind: str
@@ -96,6 +118,15 @@ class Workload:
     step_seconds: float = 3600.0
     cpus: int = 2
     numa_nodes: int = 1
+    # The kernel release the host runs, (major, minor), or None. Within an era it picks
+    # the cost generation (objcg-kmem spans 5.13 to 7.0: memcg stats shrank in 6.10) and
+    # whether dying memcgs keep their memcg ID (before 4.8); see engine.era_cost_model and
+    # engine.dying_hold_ids. None: each era's default.
+    kernel: tuple[int, int] | None = None
+    # When a dirty page is written back at the latest: dirty_expire_centisecs (3000: data
+    # older than 30 s is written) plus dirty_writeback_centisecs (500: the flusher wakes
+    # every 5 s). Documentation/admin-guide/sysctl/vm.rst, defaults.
+    writeback_seconds: float = 35.0
     description: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
 

@@ -103,7 +103,7 @@ def test_an_accepted_body_gives_what_the_engine_gives(
 
 
 def test_the_largest_accepted_body_runs(client: TestClient) -> None:
-    body = big(290_000)
+    body = big(260_000)  # engine.work() counts the memcg-ID check (_admit) since issue 10
     assert 0.8 * Settings().simulation_max_work < cost(body) <= Settings().simulation_max_work
     r = client.post("/api/v1/simulations", json=body)
     assert r.status_code == 200, r.text

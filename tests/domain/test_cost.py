@@ -49,5 +49,25 @@ def test_eras_and_releases_pick_their_generation() -> None:
     assert memcg_cost("5.19.0", 4, 1).per_memcg_bytes == 36_176
     assert memcg_cost("6.18.44-fc", 2, 1).per_memcg_bytes == 24_552
     assert memcg_cost("garbage", 2, 1).per_memcg_bytes == 24_552
-    # Each per-memcg cache copy (before 5.9) adds its struct, per-CPU part and half a slab.
-    assert cache_copy_bytes(32) == 2_048 + 64 * 32 + 2_048
+    # A per-memcg cache copy (before 5.9): struct kmem_cache and its name, a kmem_cache_cpu
+    # per CPU and a kmem_cache_node per node (sizes from the pcp slabinfo captures).
+    assert cache_copy_bytes(32) == 256 + 32 + 32 * 32 + 64
+    assert cache_copy_bytes(2, 2) == 256 + 32 + 32 * 2 + 64 * 2
+
+
+def test_cache_copy_sizes_are_the_captured_slab_object_sizes() -> None:
+    """The struct sizes in CACHE_COPY are the `kmem_cache`/`kmem_cache_node` object sizes
+    most real captures show (tests/fixtures/third_party/pcp/meminfo, slabinfo 2.1)."""
+    from collections import Counter
+    from pathlib import Path
+
+    sizes: dict[str, Counter[int]] = {"kmem_cache": Counter(), "kmem_cache_node": Counter()}
+    root = Path(__file__).resolve().parents[1] / "fixtures/third_party/pcp/meminfo"
+    for f in sorted(root.glob("meminfo-root-*/proc/slabinfo")):
+        for line in f.read_text().splitlines():
+            name, *fields = line.split()
+            if name in sizes:
+                sizes[name][int(fields[2])] += 1
+    assert sum(sizes["kmem_cache"].values()) == 6
+    assert sizes["kmem_cache"].most_common(1)[0][0] == 256
+    assert sizes["kmem_cache_node"].most_common(1)[0][0] == 64
