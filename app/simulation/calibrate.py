@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import numpy.typing as npt
 
+from app.domain.cost import memcg_cost
 from app.domain.history import HostHistory, RemovalBucket
 from app.simulation.engine import EraResult, SimulationResult, simulate
 from app.simulation.eras import ERAS
@@ -46,6 +47,9 @@ P_GRID = [0.0, 0.25, 0.5, 0.75, 1.0]
 ASSUMED_DENTRIES = 100
 MAX_COHORT = 2000  # simulated cgroups per class, at most (see `thinned`)
 MAX_STEPS = 600  # output points of a projection, whatever its horizon
+# The engine's grid over the history replayed before a projection's start and the horizon
+# after it, at most: a long history makes the grid coarser, not the run longer.
+MAX_RUN_STEPS = 4 * MAX_STEPS
 # The memcg ID is 16 bits (MEM_CGROUP_ID_MAX = USHRT_MAX): live and dying memcgs together
 # never exceed it, and mkdir fails with ENOSPC once they reach it (kernel-notes.md 3.9 and
 # the table of section 6: 73f576c04b94; moby#29638). Live memcgs are held at their last
@@ -382,14 +386,14 @@ def _initial(d0: int, p: float) -> list[JobClass]:
     return out
 
 
-def _capped(e: EraResult, live: int, offset: float) -> None:
-    """Hold an era's dying memcgs under the ID limit, date its ENOSPC, shift its times.
+def _capped(e: EraResult, live: int) -> None:
+    """Hold an era's dying memcgs under the ID limit and date its ENOSPC.
 
     Live and dying memcgs share the 16-bit ID space: at most MEMCG_ID_MAX - live can be
     dying. Past it mkdir fails and no new cgroup is made, so the dying count stays at the
     limit; the figures that follow the count (cost, zombie caches, by pin) are scaled with
-    it. The engine's own ENOSPC time is kept when it is earlier. Times become seconds since
-    the history's start (`offset`: the last observation's).
+    it. The engine's own ENOSPC time (`enospc_seconds`, set by the caller) is kept when it
+    is earlier.
     """
     limit = max(0, MEMCG_ID_MAX - live)
     t = np.asarray(e.times_seconds, dtype=np.float64)
@@ -410,31 +414,114 @@ def _capped(e: EraResult, live: int, offset: float) -> None:
                       for k, v in e.dying_by_pin.items()}
     for name in ("dying_cost_bytes", "zombie_caches", "sysfs_dirs", "memcg_refs"):
         setattr(e, name, (np.asarray(getattr(e, name), dtype=np.float64) * scale).tolist())
-    e.times_seconds = (t + offset).tolist()
-    e.enospc_seconds = None if at is None else at + offset
+    e.enospc_seconds = at
+
+
+def _split(job: JobClass, t0: float) -> tuple[JobClass | None, JobClass | None]:
+    """A timer class as its cgroups removed up to t0 and those removed after it."""
+    assert job.period_seconds, "fitted classes are timers"
+    n = int((t0 - job.start_seconds) // job.period_seconds) + 1 if t0 >= job.start_seconds \
+        else 0
+    if job.count is not None:
+        n = min(n, job.count)
+    rest = None if job.count is None else job.count - n
+    before = replace(job, count=n) if n else None
+    after = None if rest == 0 else replace(
+        job, count=rest, start_seconds=job.start_seconds + n * job.period_seconds)
+    return before, after
+
+
+_FLOAT_SERIES = ("dying_cost_bytes", "zombie_caches", "sysfs_dirs", "leftover_slab_bytes",
+                 "cache_refs", "memcg_refs", "parent_refs")
+
+
+def _compose(old: EraResult, new: EraResult, at: npt.NDArray[np.float64], d: int,
+             per_memcg: float) -> EraResult:
+    """One era from the last observation: the d memcgs dying now, and the removals to come.
+
+    `old` is the fitted workload's cgroups removed up to now, `new` those removed later, in
+    the era, on the engine's grid. The d dying now age as the era's own dying population
+    does at this point of the workload (its curve from now, scaled to start at d): same
+    mix of pins and ages as the fit says, the era's rules. Where the era keeps none of them
+    dying (LRU reparenting frees page cache and tmpfs pins at offline), they are gone after
+    the first point. `per_memcg` prices the d at the first point in that case.
+    """
+    def on(series: list[int] | list[float], t: list[float]) -> npt.NDArray[np.float64]:
+        return np.interp(at, t, np.asarray(series, dtype=np.float64))
+    o = on(old.dying, old.times_seconds)
+    keep = o[0] >= 0.5
+    w = d / o[0] if keep else 0.0
+
+    def mix(a: list[int] | list[float], b: list[int] | list[float]) -> npt.NDArray[np.float64]:
+        later = on(b, new.times_seconds)
+        later[0] = 0.0  # nothing removed after now is there now (the grids differ)
+        return on(a, old.times_seconds) * w + later
+    dying = mix(old.dying, new.dying)
+    if not keep:
+        dying[0] += d
+    e = replace(new, times_seconds=at.tolist(), live=[0] * len(at),
+                dying=np.rint(dying).astype(np.int64).tolist(),
+                dying_by_pin={k: np.rint(mix(old.dying_by_pin[k], v)).astype(np.int64)
+                              .tolist() for k, v in new.dying_by_pin.items()},
+                dying_in_release=np.rint(mix(old.dying_in_release, new.dying_in_release))
+                .astype(np.int64).tolist(),
+                never_freed=round(old.never_freed * w + new.never_freed))
+    for name in _FLOAT_SERIES:
+        setattr(e, name, mix(getattr(old, name), getattr(new, name)).tolist())
+    if not keep and d and e.dying_cost_bytes and any(e.dying_cost_bytes):
+        e.dying_cost_bytes[0] += d * per_memcg
+    e.freed_total = max(0, round(d + new.created_total - dying[-1]))
+    # The engine's ENOSPC of the removals to come alone, in absolute time: the whole
+    # curve, higher, is at the limit no later.
+    e.enospc_seconds = None if new.enospc_seconds is None else float(new.enospc_seconds)
+    return e
+
+
+def _per_memcg(r: SimulationResult, cpus: int, nodes: int) -> float:
+    """What one dying memcg costs in a run (its dying-cost over its dying count where it has
+    any, else the per-CPU struct sizes of app.domain.cost)."""
+    for e in r.eras.values():
+        for c, n in zip(e.dying_cost_bytes, e.dying, strict=True):
+            if n > 0 and c > 0:
+                return c / n
+    return float(memcg_cost("6.10", cpus, nodes).per_memcg_bytes)
 
 
 def _forward(h: HostHistory, f: Fit, until: float, seconds: float, eras: list[str] | None,
              aggregates: bool = True) -> tuple[SimulationResult, float, int, int]:
-    """Run every era `seconds` on from the last observation at or before `until`.
+    """Every era `seconds` on from the last observation at or before `until`.
 
-    The last observed dying count is the initial cohort (split by the fit's share never
-    freed at the end of its window), the fitted removals continue at their rate, and the
-    page cache is reclaimed at the fitted rate. Returns the result (capped, times since the
-    history's start), the observation's time, its dying count and its live memcgs.
+    The fitted workload is run from the start of the history to the horizon twice in each
+    era: its cgroups removed up to the observation, and those removed after it. The first
+    gives how the memcgs dying at the observation age (what pins them, how old they are),
+    applied to the observed count; the second adds the removals to come (`_compose`). So
+    every era starts at the observed count and follows its own rules from there; none
+    passes the ID limit (`_capped`). Returns the result (times since the history's start),
+    the observation's time, its dying count and its live memcgs.
     """
     t_obs, d_obs, idx = _window(h, until)
     t0, d_last = t_obs[-1], round(d_obs[-1])
     live = round(h.live[idx[-1]]) if h.live else 0
-    step = max(f.workload.step_seconds, seconds / MAX_STEPS)
-    w = Workload(f"projection:{h.host}",
-                 (*_initial(d_last, f.end_persistent_share), *f.removal_classes),
-                 f.workload.pressure, duration_seconds=seconds, step_seconds=step,
-                 cpus=h.cpus, numa_nodes=h.numa_nodes)
-    r = simulate(thinned(w), eras, seed=0, aggregates=aggregates)
-    for e in r.eras.values():
-        _capped(e, live, t0)
-    return r, t0, d_last, live
+    fstep = f.workload.step_seconds
+    points = max(1, min(MAX_STEPS, math.ceil(seconds / fstep)))
+    at = t0 + np.linspace(0.0, seconds, points + 1)
+    total = t0 + seconds
+    step = max(fstep, seconds / MAX_STEPS, total / MAX_RUN_STEPS)
+    base = replace(f.workload, duration_seconds=total, step_seconds=step)
+    parts = [_split(j, t0) for j in base.classes]
+    runs = [simulate(thinned(replace(base, classes=tuple(j for j in side if j is not None))),
+                     eras, seed=0, aggregates=aggregates)
+            for side in zip(*parts, strict=True)] if parts else []
+    if not runs:  # nothing dying at the start and nothing removed: an empty workload
+        runs = [simulate(base, eras, seed=0, aggregates=aggregates)] * 2
+    old, new = runs
+    price = _per_memcg(old, h.cpus, h.numa_nodes) if aggregates else 0.0
+    out = SimulationResult(f"projection:{h.host}", 0, float(at[1] - at[0]))
+    for name in new.eras:
+        e = _compose(old.eras[name], new.eras[name], at, d_last, price)
+        _capped(e, live)
+        out.eras[name] = e
+    return out, t0, d_last, live
 
 
 def backtest(h: HostHistory) -> Backtest | None:
