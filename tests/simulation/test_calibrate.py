@@ -211,3 +211,18 @@ def test_the_backtest_projects_as_the_projection_does_and_beats_carry_forward() 
     bf = backtest(flat)
     assert bf is not None and bf.baseline_mae == 0
     assert bf.better == ("model" if bf.mae == 0 else "carry-forward")
+
+
+def test_a_quiet_host_projects_flat_zero_and_a_full_one_starts_at_the_limit() -> None:
+    quiet = _linear("objcg-kmem", 0, 0, 0, 1.0)
+    p = project(quiet, 7)
+    assert p.fit.flags == [] and p.fit.rate_source == "none"
+    assert all(set(e.dying) == {0} and e.enospc_seconds is None
+               for e in p.result.eras.values())
+    # An observation at the limit already (a host that hit ENOSPC): every era starts there,
+    # at the observation's time, and none goes past it.
+    full = _linear("objcg-kmem", 65_000, 0, 0, 1.0, live=1_000)
+    pf = project(full, 7)
+    for e in pf.result.eras.values():
+        assert e.dying[0] == 64_535 and max(e.dying) == 64_535
+        assert e.enospc_seconds == full.times_seconds[-1]
