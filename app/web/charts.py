@@ -53,7 +53,7 @@ def vline(fig: dict[str, Any], at: datetime, label: str, color: str, y_max: floa
     x = int(at.timestamp() * 1000)
     fig["data"].append({
         "type": "scatter", "mode": "lines+text", "name": label, "x": [x, x],
-        "y": [0, y_max], "text": ["", label], "textposition": "top left",
+        "y": [0, y_max], "text": ["", label], "textposition": "bottom right",
         "line": {"width": 1, "dash": "dash", "color": color}, "hoverinfo": "name",
         "showlegend": False})
 

@@ -53,9 +53,13 @@ def projection_page(request: Request, host: str, session: SessionDep,
         charts.hline(figs["dying"], obs_t[0], end, limit,
                      f"memcg-ID limit ({d['id_limit']:,} less {d['from_observation']['live']:,}"
                      " live)")
+        # Eras that reach it at the same moment share one line and one label.
+        same: dict[datetime, list[tuple[int, str]]] = {}
         for i, era, when in full:
-            charts.vline(figs["dying"], when, f"ENOSPC {era}",
-                         charts.COLORS[i % len(charts.COLORS)], limit)
+            same.setdefault(when, []).append((i, era))
+        for when, eras in same.items():
+            charts.vline(figs["dying"], when, "ENOSPC " + ", ".join(e for _, e in eras),
+                         charts.COLORS[eras[0][0] % len(charts.COLORS)], limit)
     ctx: dict[str, Any] = {**d, "figures": figs,
                            "points": {k: charts.points(v) for k, v in figs.items()}}
     return _render(request, "projection.html", format, ctx,
