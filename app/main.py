@@ -1,7 +1,8 @@
 """create_app(): lifespan (engine), routers, static files, and the one error mapping.
 
-Errors: pages get an HTML error page, /api (and ?format=json) get {"detail": ...}. A database
-that is down or not migrated is a 503 that says what to do, never a 500.
+Errors: pages get an HTML error page, /api (and ?format=json) get {"detail": ...}. The read
+services' domain errors (app/services/errors.py) become HTTP statuses here, once (STATUS); a
+database that is down or not migrated is a 503 that says what to do, never a 500.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from app.db.session import make_engine, make_session_factory
 from app.deps import SessionDep
 from app.fleet.wire import PushBody
 from app.schemas.simulation import MAX_BODY_BYTES
+from app.services.errors import Conflict, Invalid, NotFound, ServiceError
 from app.web import model_pages, pages
 from app.web.templating import templates
 
@@ -51,6 +53,16 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
             "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
             "worker-src 'self' blob:; object-src 'none'; frame-ancestors 'none'")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The HTTP status of each domain error (a subclass takes its nearest listed base's).
+STATUS: dict[type[ServiceError], int] = {NotFound: 404, Conflict: 409, Invalid: 422}
+
+
+def status_of(err: ServiceError) -> int:
+    """The HTTP status of a domain error: its class's, or its nearest base's in STATUS."""
+    for cls in type(err).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    raise TypeError(f"{type(err).__name__} has no HTTP status in app.main.STATUS")
 
 
 def _wants_json(request: Request) -> bool:
@@ -124,6 +136,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response = _error(request, exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})  # Retry-After of a busy 503
         return response
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        return _error(request, status_of(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -30,8 +30,8 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from app.modelviews import to_workload
 from app.schemas.simulation import SimulationIn
+from app.services.model import to_workload
 from app.simulation import engine, sandbox
 
 ERAS = ["pre-5.3", "v4-5/7", "5.3", "objcg", "objcg-kmem", "lru-reparent"]

@@ -1,4 +1,4 @@
-"""What the API and the pages show: plain records, assembled in db/views.py."""
+"""What the API and the pages show: plain records, assembled in app/services/hosts.py."""
 
 from __future__ import annotations
 

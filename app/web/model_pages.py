@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.deps import SessionDep
-from app.modelviews import projection_json, refcounts_json, workload_json
+from app.services import model
+from app.services.model import workload_json
 from app.simulation.eras import ERAS
 from app.simulation.scenarios import PRESETS, selftests
 from app.web import charts
@@ -29,7 +30,7 @@ def projection_page(request: Request, host: str, session: SessionDep,
                     days: Annotated[float, Query(gt=0, le=365)] = 30,
                     format: Fmt = "html") -> Response:
     """The observed dying curve and each era's projection, waste, zombies, backtest."""
-    d = projection_json(session, host, days)
+    d = model.projection_json(model.projection(session, host, days))
     start: datetime = d["start"]
     obs_t = _times(start, d["observed"]["seconds"])
     traces: list[tuple[str, list[datetime], list[float | None]]] = [
@@ -71,7 +72,7 @@ def projection_page(request: Request, host: str, session: SessionDep,
 def refcounts_page(request: Request, host: str, session: SessionDep, era: Era = "pre-5.3",
                    format: Fmt = "html") -> Response:
     """A Sankey of references for an era, beside the per-cache and per-memcg tables."""
-    d = refcounts_json(session, host, era)
+    d = model.refcounts_json(model.refcount_view(session, host, era))
     fig = charts.sankey(f"References in era {era}: {d['chain']}", d["nodes"],
                         [(x["source"], x["target"], x["refs"]) for x in d["links"]])
     ctx = {**d, "eras": list(ERAS), "figure": fig, "points": charts.points(fig),
@@ -86,11 +87,7 @@ def simulate_page(request: Request,
                   scenario: Annotated[str, Query(max_length=100)] = "kubernetes-cronjobs",
                   format: Fmt = "html") -> Response:
     """The scenario editor: presets, every era compared, and the protocol view."""
-    if scenario not in PRESETS:
-        from fastapi import HTTPException
-        raise HTTPException(404, f"no scenario named {scenario!r}; presets: "
-                                 f"{', '.join(PRESETS)}")
-    w = PRESETS[scenario]
+    w = model.scenario(scenario)
     ctx = {"scenario": scenario, "presets": list(PRESETS), "description": w.description,
            "workload": workload_json(w), "eras": list(ERAS),
            "selftests": selftests()}

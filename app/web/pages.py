@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from app.db import models as m
-from app.db import pinsview, views
 from app.db import queries as q
 from app.deps import SessionDep, SettingsDep, When, rules_of
 from app.domain.alerts import evaluate
 from app.domain.timerange import PRESETS, RangeError, TimeRange, resolve
+from app.services import hosts as views
+from app.services import pins as pinsview
 from app.web import charts
 from app.web.templating import templates
 
@@ -33,11 +34,7 @@ def _render(request: Request, name: str, fmt: str, ctx: dict[str, Any],
 
 
 def _host(session: Session, name: str) -> m.Host:
-    host = q.host_by_name(session, name)
-    if host is None:
-        raise HTTPException(404, f"no host named {name!r}: is its collector running? "
-                                 "(`slabscope doctor` on that host)")
-    return host
+    return views.get_host(session, name, " (`slabscope doctor` on that host)")
 
 
 def _range(preset: str | None, since: datetime | None, until: datetime | None,
@@ -77,7 +74,6 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
     detail = views.host_detail(session, host, now=views.utcnow(),
                                stale_after=timedelta(seconds=settings.stale_after_seconds),
         min_history=timedelta(seconds=settings.growth_min_history_seconds))
-    assert detail is not None
 
     ser = views.host_series(session, h.id, ["memcg_dying", "memcg_live", "sreclaimable_bytes",
                                             "sunreclaim_bytes", "percpu_bytes"],

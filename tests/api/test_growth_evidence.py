@@ -71,7 +71,7 @@ def test_cache_growth_per_day_only_over_a_day(db_url: str) -> None:
     """Minutes of cache growth are shown over the range; a day or more is averaged per day,
     never extrapolated (3 minutes once read as "68 GiB/day")."""
     from app.db import queries as q
-    from app.db import views
+    from app.services import hosts as views
     upgrade(db_url)
     engine = make_engine(db_url)
     sessions = make_session_factory(engine)

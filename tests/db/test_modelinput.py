@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from app.db import models as m
 from app.db import queries as q
-from app.db import retention, views
+from app.db import retention
 from app.db.migrate import upgrade
 from app.db.modelinput import bucket_width, removed_slab_mean
 from app.db.session import make_engine, make_session_factory
 from app.domain.history import HostHistory
+from app.services import hosts as views
 from tests.longhistory import Seeded, removal, seed_long
 
 END = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import fleetstate, frames, slabframes, store, views
+from app.db import fleetstate, frames, slabframes, store
 from app.db import models as m
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
@@ -24,6 +24,7 @@ from app.domain.samples import (
     SlabinfoRow,
     Snapshot,
 )
+from app.services import hosts as views
 from tests.conftest import ERAS, HOST
 from tests.snapshots import host_snapshot, stat_row, table
 

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.collector.scrape import Collector, CollectorOptions
 from app.db import queries as q
-from app.db import store, views
+from app.db import store
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
+from app.services import hosts as views
 from app.simulation.refcounts import refcounts
 from tests.conftest import ERAS
 

@@ -16,10 +16,11 @@ from datetime import timedelta
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from app.db import fleetstate, views
+from app.db import fleetstate
 from app.deps import SessionDep, SettingsDep, rules_of
 from app.domain.alerts import Alert, evaluate
 from app.schemas.api import AlertsOut, errors
+from app.services import hosts as views
 
 router = APIRouter(tags=["alerts"], responses=errors(503))
 log = logging.getLogger("slabscope.alerts")

@@ -12,7 +12,6 @@ from fastapi.responses import Response
 from app.api.csvout import csv_response
 from app.db import models as m
 from app.db import queries as q
-from app.db import views
 from app.deps import SessionDep, SettingsDep, When
 from app.domain.cost import memcg_cost
 from app.domain.timerange import RangeError, resolve
@@ -27,6 +26,7 @@ from app.schemas.api import (
     SeriesOut,
     errors,
 )
+from app.services import hosts as views
 
 router = APIRouter(prefix="/api/v1", tags=["hosts"], responses=errors(422, 503))
 NOT_FOUND = errors(404)
@@ -41,11 +41,8 @@ CacheSort = Literal["bytes", "objects", "active_objs", "utilisation", "slabs", "
 
 
 def get_host(session: SessionDep, name: str) -> m.Host:
-    """The host or a 404 that names it."""
-    host = q.host_by_name(session, name)
-    if host is None:
-        raise HTTPException(404, f"no host named {name!r}: is its collector running?")
-    return host
+    """The host or NotFound (a 404) that names it."""
+    return views.get_host(session, name)
 
 
 @router.get("/hosts", response_model=HostPage, responses=CSV_RESPONSE)
@@ -67,8 +64,6 @@ def host_detail(host: str, session: SessionDep, settings: SettingsDep) -> HostOu
     d = views.host_detail(session, host, now=views.utcnow(),
                           stale_after=timedelta(seconds=settings.stale_after_seconds),
         min_history=timedelta(seconds=settings.growth_min_history_seconds))
-    if d is None:
-        raise HTTPException(404, f"no host named {host!r}: is its collector running?")
     return HostOut(host=d)
 
 

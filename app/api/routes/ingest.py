@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.routes.alerts import post_webhook
-from app.db import fleetstate, store, views
+from app.db import fleetstate, store
 from app.deps import rules_of
 from app.domain.alerts import evaluate
 from app.domain.samples import Snapshot
@@ -38,6 +38,7 @@ from app.domain.snapshot_json import SCHEMA
 from app.fleet import wire
 from app.fleet.tokens import token_hash
 from app.schemas.api import IngestOut, errors
+from app.services import hosts as views
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"],
                    responses=errors(401, 403, 411, 413, 422, 503))

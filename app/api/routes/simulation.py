@@ -11,14 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.deps import SessionDep
-from app.modelviews import (
-    budget_error,
-    projection_json,
-    refcounts_json,
-    result_json,
-    to_workload,
-    workload_json,
-)
 from app.schemas.api import (
     ErasOut,
     ErrorOut,
@@ -30,6 +22,8 @@ from app.schemas.api import (
     errors,
 )
 from app.schemas.simulation import SimulationIn
+from app.services import model
+from app.services.model import result_json, to_workload, workload_json
 from app.simulation import protocol, sandbox
 from app.simulation.engine import Work, work
 from app.simulation.eras import ERAS
@@ -98,8 +92,7 @@ async def run_simulation(body: SimulationIn, request: Request) -> dict[str, Any]
     eras = list(body.eras)
     # O(leftovers x events) in Python: up to a few hundred ms for the largest body.
     w, cost = await run_in_threadpool(_estimate, body, len(eras))
-    if cost.total > settings.simulation_max_work:
-        raise HTTPException(422, budget_error(cost, settings.simulation_max_work))
+    model.check_budget(cost, settings.simulation_max_work)
     gate = _gate(request)
     if not gate.try_enter():
         raise _busy(f"{settings.simulation_concurrency} simulation(s) already running in "
@@ -139,11 +132,11 @@ def protocol_view(variant: Annotated[Literal["v4", "v5", "5.3"], Query()] = "v4"
 def host_projection(host: str, session: SessionDep,
                     days: Annotated[float, Query(gt=0, le=365)] = 30) -> dict[str, Any]:
     """Fit the host's own history, then project N days in every era, with a backtest."""
-    return projection_json(session, host, days)
+    return model.projection_json(model.projection(session, host, days))
 
 
 @router.get("/hosts/{host}/refcounts", response_model=RefcountsOut, responses=HOST_VIEW)
 def host_refcounts(host: str, session: SessionDep,
                    era: Annotated[Era, Query()] = "pre-5.3") -> dict[str, Any]:
     """Pages per cache and the references they would hold in an era (exact or estimated)."""
-    return refcounts_json(session, host, era)
+    return model.refcounts_json(model.refcount_view(session, host, era))

@@ -1,16 +1,18 @@
-"""Assemble what the API and the pages show, from queries.py; shared by both."""
+"""Host views: what the API and the pages show of hosts, assembled from app/db's queries and
+app/domain's derivations (shared by both; neither may import the other), and a host's history
+and state for the model. A host that does not exist is NotFound (app/services/errors.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import cacheseries as cs
 from app.db import cgroups as cg
 from app.db import counts
+from app.db import hoststate as hs
 from app.db import modelinput as mi
 from app.db import models as m
 from app.db import queries as q
@@ -28,8 +30,17 @@ from app.domain.views import (
     SeriesView,
     SourceStatus,
 )
+from app.services.errors import NotFound
 
 MIN_HISTORY = timedelta(hours=1)  # the default of Settings.growth_min_history_seconds
+
+
+def get_host(session: Session, name: str, hint: str = "") -> m.Host:
+    """The host named `name`, or NotFound that names it (`hint`: what to try, appended)."""
+    host = q.host_by_name(session, name)
+    if host is None:
+        raise NotFound(f"no host named {name!r}: is its collector running?{hint}")
+    return host
 
 
 def _growth(row: q.HostRow, count: int | None, min_history: timedelta
@@ -98,11 +109,9 @@ def fleet(session: Session, *, limit: int, offset: int, now: datetime,
 
 
 def host_detail(session: Session, name: str, *, now: datetime, stale_after: timedelta,
-                min_history: timedelta = MIN_HISTORY) -> HostDetail | None:
+                min_history: timedelta = MIN_HISTORY) -> HostDetail:
     """One host: its summary, identity, and which sources its latest scrape could read."""
-    host = q.host_by_name(session, name)
-    if host is None:
-        return None
+    host = get_host(session, name)
     row = q.fleet_one(session, host.id)
     summary = _summary(row, now, stale_after, min_history)
     latest = row.latest
@@ -269,12 +278,8 @@ def state(session: Session, host: m.Host) -> HostState | None:
                if c.hierarchy == "memory" or c.figures.memory_stat]
     memcg_caches = [MemcgCacheState(x.root_cache, x.cgroup_name, _sane(x.slabs_total),
                                     _order(x.order))
-                    for x in session.scalars(select(m.MemcgCacheSample)
-                                             .where(m.MemcgCacheSample.scrape_id == latest.id))]
-    slabs = sorted(v for v in session.scalars(
-        select(m.RemovedCgroup.slab_bytes).where(m.RemovedCgroup.host_id == host.id,
-                                                 m.RemovedCgroup.slab_bytes >= 0)  # < 2^63
-        .order_by(m.RemovedCgroup.removed_at.desc()).limit(5000)) if v is not None)
+                    for x in hs.memcg_caches(session, latest.id)]
+    slabs = sorted(hs.removed_slab_bytes(session, host.id, 5000))
     return HostState(host.name, host.era, host.page_size_bytes,
                      _sane(latest.memcg_dying_total), caches, cgroups, memcg_caches,
                      slabs[len(slabs) // 2] if slabs else None)

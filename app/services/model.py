@@ -1,24 +1,28 @@
-"""The model's views shared by the API and the pages (neither may import the other).
+"""The model's read services, shared by the API and the pages (neither may import the other).
 
-Turns requests into the model's Workload, and the model's results and a host's projection and
-refcounts into JSON-ready dicts.
+Turns requests into the model's Workload, and the model's results into JSON-ready dicts; fits
+and projects a host's history, and counts its references in an era, as typed records
+(HostProjection, HostRefcounts) with their JSON forms. A host that does not exist is NotFound,
+one without enough data a Conflict (app/services/errors.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import HTTPException
 from sqlalchemy.orm import Session
 
-from app.db import queries as q
-from app.db import views
+from app.domain.history import HostHistory
 from app.schemas.simulation import SimulationIn
+from app.services import hosts
+from app.services.errors import Invalid, NoScrape, NotFound, TooLittleHistory
 from app.simulation import calibrate
 from app.simulation.engine import Work
-from app.simulation.refcounts import refcounts
+from app.simulation.refcounts import RefcountView, refcounts
+from app.simulation.scenarios import PRESETS
 from app.simulation.workload import (
     DENTRY,
     EXT4_INODE,
@@ -79,6 +83,20 @@ def budget_error(cost: Work, budget: float) -> str:
             f"{cost.eras} eras; most of it is " + "; ".join(parts))
 
 
+def check_budget(cost: Work, budget: float) -> None:
+    """Invalid (budget_error's message) if the estimated work is over the budget."""
+    if cost.total > budget:
+        raise Invalid(budget_error(cost, budget))
+
+
+def scenario(name: str) -> Workload:
+    """The preset workload named `name`; NotFound names the presets."""
+    w = PRESETS.get(name)
+    if w is None:
+        raise NotFound(f"no scenario named {name!r}; presets: {', '.join(PRESETS)}")
+    return w
+
+
 def workload_json(w: Workload) -> dict[str, Any]:
     """A Workload as the body POST /simulations takes (what the editor shows)."""
     return {
@@ -103,23 +121,37 @@ def result_json(r: Any) -> dict[str, Any]:
             "eras": {k: dataclasses.asdict(v) for k, v in r.eras.items()}}
 
 
-def projection_json(session: Session, host: str, days: float) -> dict[str, Any]:
-    """The projection of a host, as the API and the page's JSON twin give it."""
-    h = q.host_by_name(session, host)
-    if h is None:
-        raise HTTPException(404, f"no host named {host!r}: is its collector running?")
-    hist = views.history(session, h)
+@dataclass(frozen=True, slots=True)
+class HostProjection:
+    """A host's history fitted, then projected `days` in every era (calibrate.project)."""
+
+    host: str
+    era: str
+    days: float
+    history: HostHistory
+    result: calibrate.Projection
+
+
+def projection(session: Session, host: str, days: float) -> HostProjection:
+    """Fit the host's own history and project it; NotFound or TooLittleHistory otherwise."""
+    h = hosts.get_host(session, host)
+    hist = hosts.history(session, h)
     if hist is None or len(hist.times_seconds) < 3:
-        raise HTTPException(409, f"host {host!r} has too little history to fit "
-                                 "(a few scrapes at least)")
-    p = calibrate.project(hist, days)
+        raise TooLittleHistory(f"host {host!r} has too little history to fit "
+                               "(a few scrapes at least)")
+    return HostProjection(host, h.era, days, hist, calibrate.project(hist, days))
+
+
+def projection_json(hp: HostProjection) -> dict[str, Any]:
+    """The projection of a host, as the API and the page's JSON twin give it."""
+    host, days, hist, p = hp.host, hp.days, hp.history, hp.result
     bt = dataclasses.asdict(p.backtest) if p.backtest else None
     start = hist.start
 
     def at(seconds: float | None) -> datetime | None:
         return None if seconds is None else start + timedelta(seconds=seconds)
     return {
-        "host": host, "era": h.era, "days": days, "start": start,
+        "host": host, "era": hp.era, "days": days, "start": start,
         "observed": {"seconds": p.observed_seconds, "dying": p.observed_dying},
         "from_observation": {"seconds": p.start_seconds, "at": at(p.start_seconds),
                              "dying": p.start_dying, "live": p.live},
@@ -144,15 +176,27 @@ def projection_json(session: Session, host: str, days: float) -> dict[str, Any]:
     }
 
 
-def refcounts_json(session: Session, host: str, era: str) -> dict[str, Any]:
-    """The refcount view of a host, as the API and the page's JSON twin give it."""
-    h = q.host_by_name(session, host)
-    if h is None:
-        raise HTTPException(404, f"no host named {host!r}: is its collector running?")
-    st = views.state(session, h)
+@dataclass(frozen=True, slots=True)
+class HostRefcounts:
+    """The references a host's latest scrape would hold in one era (refcounts.refcounts)."""
+
+    host: str
+    era: str
+    view: RefcountView
+
+
+def refcount_view(session: Session, host: str, era: str) -> HostRefcounts:
+    """The refcount view of a host in `era`; NotFound, or NoScrape before its first scrape."""
+    h = hosts.get_host(session, host)
+    st = hosts.state(session, h)
     if st is None:
-        raise HTTPException(409, f"host {host!r} has no scrape yet")
-    v = refcounts(st, era)
+        raise NoScrape(f"host {host!r} has no scrape yet")
+    return HostRefcounts(host, era, refcounts(st, era))
+
+
+def refcounts_json(hr: HostRefcounts) -> dict[str, Any]:
+    """The refcount view of a host, as the API and the page's JSON twin give it."""
+    host, era, v = hr.host, hr.era, hr.view
     return {"host": host, "era": era, "exact": v.exact, "method": v.method, "chain": v.chain,
             "nodes": v.nodes, "links": [{"source": a, "target": b, "refs": r}
                                         for a, b, r in v.links],
