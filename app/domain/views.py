@@ -90,7 +90,7 @@ class CacheView:
     order: int | None
     reclaim_account: bool | None
     growth_bytes: int | None
-    growth_bytes_per_day: float | None
+    growth_bytes_per_day: float | None  # None unless the window spans a day or more
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,16 +173,36 @@ class Observed(BaseModel):
     dying: list[float]
 
 
+class FitFlagOut(BaseModel):
+    """A reason not to trust the fit as it stands."""
+
+    code: Literal["reclaim_rate_at_grid_edge", "large_error"]
+    message: str
+
+
 class FitOut(BaseModel):
     """The workload fitted to the host's history."""
 
     removed_per_day: float
+    removal_rate_source: Literal["counted", "seen", "none"]
     pagecache_reclaim_per_day: float
     initial_dying: int
     initial_persistent_share: float
+    end_persistent_share: float
     shares: dict[str, float]
     rmse: float
+    mean_level: float
+    flags: list[FitFlagOut]
     words: list[str]
+
+
+class FromObservation(BaseModel):
+    """The last observation, where every era's projection starts."""
+
+    seconds: float
+    at: datetime
+    dying: int
+    live: int
 
 
 class EraProjection(BaseModel):
@@ -193,6 +213,10 @@ class EraProjection(BaseModel):
     dying_cost_bytes: list[float]
     zombie_caches: list[float]
     leftover_slab_bytes: list[float]
+    # When live + dying memcgs reach the ID limit (mkdir fails with ENOSPC); None: not
+    # within the projection.
+    enospc_seconds: float | None
+    enospc_at: datetime | None
 
 
 class ProjectionOut(BaseModel):
@@ -203,6 +227,8 @@ class ProjectionOut(BaseModel):
     days: float
     start: datetime
     observed: Observed
+    from_observation: FromObservation
+    id_limit: int
     fit: FitOut
     backtest: Backtest | None
     projection: dict[str, EraProjection]

@@ -159,6 +159,11 @@ def cache_series(session: Session, host_id: int, name: str, metrics: list[str],
                           s.values) for k, s in got.items()}
 
 
+# A cache's growth is given per day only over a day or more (an average, not an
+# extrapolation: 3 minutes of growth once read as "68 GiB/day"); shorter, only over the range.
+PER_DAY_MIN_DAYS = 1.0
+
+
 def caches(session: Session, host_id: int, at: datetime | None,
            window: timedelta) -> tuple[list[CacheView], datetime | None]:
     """The cache table of the scrape at `at` (latest if None), growth over `window`."""
@@ -177,8 +182,8 @@ def caches(session: Session, host_id: int, at: datetime | None,
             r.name, r.aliases, r.bytes, r.objects, r.active_objs,
             r.active_objs / r.objects if r.objects else None, r.slabs, r.object_size_bytes,
             r.slab_size_bytes, r.objs_per_slab, r.pages_per_slab, r.order, r.reclaim_account,
-            r.growth_bytes, r.growth_bytes / days if r.growth_bytes is not None and days > 0
-            else None))
+            r.growth_bytes, r.growth_bytes / days
+            if r.growth_bytes is not None and days >= PER_DAY_MIN_DAYS else None))
     return out, now.taken_at
 
 

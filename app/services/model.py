@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -151,19 +152,32 @@ def projection_json(hp: HostProjection) -> dict[str, Any]:
     """The projection of a host, as the API and the page's JSON twin give it."""
     host, days, hist, p = hp.host, hp.days, hp.history, hp.result
     bt = dataclasses.asdict(p.backtest) if p.backtest else None
+    start = hist.start
+
+    def at(seconds: float | None) -> datetime | None:
+        return None if seconds is None else start + timedelta(seconds=seconds)
     return {
-        "host": host, "era": hp.era, "days": days, "start": hist.start,
+        "host": host, "era": hp.era, "days": days, "start": start,
         "observed": {"seconds": p.observed_seconds, "dying": p.observed_dying},
+        "from_observation": {"seconds": p.start_seconds, "at": at(p.start_seconds),
+                             "dying": p.start_dying, "live": p.live},
+        "id_limit": p.id_limit,
         "fit": {"removed_per_day": p.fit.removed_per_day,
+                "removal_rate_source": p.fit.rate_source,
                 "pagecache_reclaim_per_day": p.fit.pagecache_per_day,
                 "initial_dying": p.fit.initial_dying,
                 "initial_persistent_share": p.fit.initial_persistent_share,
-                "shares": p.fit.shares, "rmse": p.fit.rmse, "words": p.fit.words},
+                "end_persistent_share": p.fit.end_persistent_share,
+                "shares": p.fit.shares, "rmse": p.fit.rmse, "mean_level": p.fit.mean_level,
+                "flags": [dataclasses.asdict(x) for x in p.fit.flags],
+                "words": p.fit.words},
         "backtest": bt,
         "projection": {k: {"seconds": v.times_seconds, "dying": v.dying,
                            "dying_cost_bytes": v.dying_cost_bytes,
                            "zombie_caches": v.zombie_caches,
-                           "leftover_slab_bytes": v.leftover_slab_bytes}
+                           "leftover_slab_bytes": v.leftover_slab_bytes,
+                           "enospc_seconds": v.enospc_seconds,
+                           "enospc_at": at(v.enospc_seconds)}
                        for k, v in p.result.eras.items()},
     }
 

@@ -46,6 +46,28 @@ def line(title: str, traces: list[tuple[str, list[datetime], list[float | None]]
     return {"data": data, "layout": layout}
 
 
+def vline(fig: dict[str, Any], at: datetime, label: str, color: str, y_max: float) -> None:
+    """Mark a moment on a time-series chart: a dashed vertical line from 0 to `y_max`,
+    labelled at its top. A trace, not a layout shape, so its time is drawn in the viewer's
+    time zone like every other point (app.js converts trace times only)."""
+    x = int(at.timestamp() * 1000)
+    fig["data"].append({
+        "type": "scatter", "mode": "lines+text", "name": label, "x": [x, x],
+        "y": [0, y_max], "text": ["", label], "textposition": "bottom right",
+        "line": {"width": 1, "dash": "dash", "color": color}, "hoverinfo": "name",
+        "showlegend": False})
+
+
+def hline(fig: dict[str, Any], start: datetime, end: datetime, y: float, label: str) -> None:
+    """A dotted horizontal line across [start, end] at `y` (a limit), labelled at its end."""
+    x = [int(start.timestamp() * 1000), int(end.timestamp() * 1000)]
+    fig["data"].append({
+        "type": "scatter", "mode": "lines+text", "name": label, "x": x, "y": [y, y],
+        "text": ["", label], "textposition": "bottom left",
+        "line": {"width": 1, "dash": "dot", "color": "#6b7280"}, "hoverinfo": "name",
+        "showlegend": False})
+
+
 def points(fig: dict[str, Any]) -> int:
     """How many points (or Sankey links) the first trace holds (what the browser tests check)."""
     if not fig["data"]:

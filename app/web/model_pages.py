@@ -41,14 +41,31 @@ def projection_page(request: Request, host: str, session: SessionDep,
         traces.append((era, t, list(p["dying"])))
         waste.append((era, t, list(p["dying_cost_bytes"])))
         zombies.append((era, t, list(p["zombie_caches"])))
-    figs = {"dying": charts.line(f"Dying memcgs: observed, and {days:g} days in every era",
-                                 traces),
+    figs = {"dying": charts.line(f"Dying memcgs: observed, and {days:g} days in every era "
+                                 "from the last observation", traces),
             "waste": charts.line("Memory the dying memcgs cost", waste, unit="bytes"),
             "zombies": charts.line("Zombie kmem_caches", zombies)}
+    # The ENOSPC date of each era that reaches the memcg-ID limit, in that era's colour.
+    full = [(i, era, p["enospc_at"]) for i, (era, p) in enumerate(d["projection"].items(), 1)
+            if p["enospc_at"] is not None]
+    if full:
+        limit = d["id_limit"] - d["from_observation"]["live"]
+        end = max((t[-1] for _, t, _ in traces if t), default=obs_t[-1])
+        charts.hline(figs["dying"], obs_t[0], end, limit,
+                     f"memcg-ID limit ({d['id_limit']:,} less {d['from_observation']['live']:,}"
+                     " live)")
+        # Eras that reach it at the same moment share one line and one label.
+        same: dict[datetime, list[tuple[int, str]]] = {}
+        for i, era, when in full:
+            same.setdefault(when, []).append((i, era))
+        for when, eras in same.items():
+            charts.vline(figs["dying"], when, "ENOSPC " + ", ".join(e for _, e in eras),
+                         charts.COLORS[eras[0][0] % len(charts.COLORS)], limit)
     ctx: dict[str, Any] = {**d, "figures": figs,
                            "points": {k: charts.points(v) for k, v in figs.items()}}
     return _render(request, "projection.html", format, ctx,
-                   ("host", "era", "days", "observed", "fit", "backtest", "projection"))
+                   ("host", "era", "days", "observed", "from_observation", "id_limit", "fit",
+                    "backtest", "projection"))
 
 
 @router.get("/hosts/{host}/refcounts")

@@ -65,3 +65,32 @@ def test_no_growth_before_an_hour_and_a_burst_does_not_move_it(client: TestClien
     assert [a["rule"] for a in alerts if a["host"] == "old"] == []  # 2,880 < 5,000 a day
     page = client.get("/hosts/young").text
     assert "collecting, 40 min so far" in page
+
+
+def test_cache_growth_per_day_only_over_a_day(db_url: str) -> None:
+    """Minutes of cache growth are shown over the range; a day or more is averaged per day,
+    never extrapolated (3 minutes once read as "68 GiB/day")."""
+    from app.db import queries as q
+    from app.services import hosts as views
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    try:
+        end = NOW - timedelta(seconds=30)
+        for k, at in ((0, end - timedelta(hours=25)), (1, end - timedelta(minutes=3)),
+                      (2, end)):
+            with sessions.begin() as s:
+                store.write_snapshot(s, snapshot("caches", k, at, 0, 0))
+        with sessions() as s:
+            host = q.host_by_name(s, "caches")
+            assert host is not None
+            short, _ = views.caches(s, host.id, None, timedelta(minutes=3))
+            long, _ = views.caches(s, host.id, None, timedelta(hours=25))
+        d_short = next(c for c in short if c.name == "dentry")
+        d_long = next(c for c in long if c.name == "dentry")
+        pages = d_short.pages_per_slab * 4096  # one slab a scrape (tests/seed.py)
+        assert d_short.growth_bytes == pages and d_short.growth_bytes_per_day is None
+        assert d_long.growth_bytes == 2 * pages
+        assert d_long.growth_bytes_per_day == pytest.approx(2 * pages / (25 / 24))
+    finally:
+        engine.dispose()

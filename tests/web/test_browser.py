@@ -228,4 +228,10 @@ def test_refcounts_sankey_and_projection(server: str, watched: Watched) -> None:
     page.goto(server + "/hosts/host-0/projection?days=7", wait_until="networkidle")
     assert page.evaluate("document.getElementById('chart-dying').data.length") == 7
     assert "removed per day" in page.inner_text("#fit-words")
+    # Every era's drawn curve starts at the last observation (host-0's last count: 39).
+    firsts = page.evaluate("Array.from(document.getElementById('chart-dying').data)"
+                           ".map(t => t.y[0])")
+    assert firsts[1:] == [39] * 6
+    assert "last observation: 39 dying memcgs" in page.inner_text("#from-observation")
+    assert "than carrying the last value forward" in page.inner_text("#backtest-verdict")
     assert watched.errors == []
