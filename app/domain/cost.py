@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain.eras import parse_release
+from app.domain.eras import ERAS, parse_release
 
 KIB = 1024
 
@@ -66,9 +66,6 @@ CACHE_COPY_BYTES = 2_048  # struct kmem_cache and its per-node part
 CACHE_COPY_PER_CPU_BYTES = 64  # struct kmem_cache_cpu, rounded
 CACHE_COPY_SLAB_BYTES = 2_048  # half a 4 KiB slab page of objects, on average
 
-# Model eras -> the kernels they stand for.
-_ERA_MODEL = {"pre-5.3": UP_TO_5_8, "v4-5/7": UP_TO_5_8, "5.3": UP_TO_5_8,
-              "objcg": FROM_5_9, "objcg-kmem": FROM_6_10, "lru-reparent": FROM_6_10}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +91,8 @@ def model_for_release(kernel_release: str) -> CostModel:
 
 def model_for_era(era: str) -> CostModel:
     """The cost model of a simulation era (objcg-kmem spans 5.13 to today: 6.10+ sizes)."""
-    return _ERA_MODEL.get(era, FROM_6_10)
+    e = ERAS.get(era)
+    return model_for_release(e.cost_release) if e is not None else FROM_6_10
 
 
 def cache_copy_bytes(cpus: int) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import numpy.typing as npt
 
+from app.domain.eras import DEFAULT_ERA
 from app.domain.history import HostHistory, RemovalBucket
 from app.simulation.engine import SimulationResult, simulate
 from app.simulation.eras import ERAS
@@ -163,7 +164,7 @@ def thinned(w: Workload, cap: int = MAX_COHORT) -> Workload:
 
 
 def _era_of(h: HostHistory) -> str:
-    return h.era if h.era in ERAS else "objcg-kmem"
+    return h.era if h.era in ERAS else DEFAULT_ERA
 
 
 def _dying(w: Workload, era: str) -> npt.NDArray[np.float64]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.deps import SessionDep
+from app.domain.eras import ERA_NAMES
 from app.modelviews import projection_json, refcounts_json, workload_json
 from app.simulation.eras import ERAS
 from app.simulation.scenarios import PRESETS, selftests
@@ -17,7 +18,7 @@ from app.web.pages import _render
 
 router = APIRouter(include_in_schema=False)
 Fmt = Annotated[Literal["html", "json"], Query()]
-Era = Literal["pre-5.3", "v4-5/7", "5.3", "objcg", "objcg-kmem", "lru-reparent"]
+Era = Literal[ERA_NAMES]  # type: ignore[valid-type]  # the registry's names
 
 
 def _times(start: datetime, seconds: list[float]) -> list[datetime]:
@@ -51,7 +52,7 @@ def projection_page(request: Request, host: str, session: SessionDep,
 
 
 @router.get("/hosts/{host}/refcounts")
-def refcounts_page(request: Request, host: str, session: SessionDep, era: Era = "pre-5.3",
+def refcounts_page(request: Request, host: str, session: SessionDep, era: Era = ERA_NAMES[0],
                    format: Fmt = "html") -> Response:
     """A Sankey of references for an era, beside the per-cache and per-memcg tables."""
     d = refcounts_json(session, host, era)

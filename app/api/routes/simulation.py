@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.deps import SessionDep
+from app.domain.eras import ERA_NAMES
 from app.modelviews import (
     budget_error,
     projection_json,
@@ -39,7 +40,7 @@ from app.simulation.workload import Workload
 log = logging.getLogger("slabscope.web")
 router = APIRouter(prefix="/api/v1", tags=["model"], responses=errors(422))
 HOST_VIEW = errors(404, 409, 503)
-Era = Literal["pre-5.3", "v4-5/7", "5.3", "objcg", "objcg-kmem", "lru-reparent"]
+Era = Literal[ERA_NAMES]  # type: ignore[valid-type]  # the registry's names
 
 
 @router.get("/eras", response_model=ErasOut)
@@ -144,6 +145,6 @@ def host_projection(host: str, session: SessionDep,
 
 @router.get("/hosts/{host}/refcounts", response_model=RefcountsOut, responses=HOST_VIEW)
 def host_refcounts(host: str, session: SessionDep,
-                   era: Annotated[Era, Query()] = "pre-5.3") -> dict[str, Any]:
+                   era: Annotated[Era, Query()] = ERA_NAMES[0]) -> dict[str, Any]:
     """Pages per cache and the references they would hold in an era (exact or estimated)."""
     return refcounts_json(session, host, era)
