@@ -162,6 +162,8 @@ class ProtocolOut(BaseModel):
     variant: Literal["v4", "v5", "5.3"]
     final_state: str
     css_put: bool
+    memcg_released: bool
+    summary: str
     violations: list[str]
     steps: list[Step]
 

@@ -133,6 +133,7 @@ def protocol_view(variant: Annotated[Literal["v4", "v5", "5.3"], Query()] = "v4"
     """One per-memcg cache through offline and draining, event by event, with violations."""
     r = protocol.run(variant)
     return {"variant": r.variant, "final_state": r.final_state, "css_put": r.css_put,
+            "memcg_released": r.memcg_released, "summary": r.summary,
             "violations": r.violations, "steps": [dataclasses.asdict(s) for s in r.steps]}
 
 
