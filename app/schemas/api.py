@@ -23,7 +23,7 @@ from app.simulation.engine import EraResult
 from app.simulation.eras import EraModel
 from app.simulation.protocol import Step
 from app.simulation.refcounts import CacheRefs
-from app.simulation.scenarios import SelftestOutcome
+from app.simulation.selftests import SelftestOutcome
 
 
 class ErrorOut(BaseModel):

@@ -19,7 +19,7 @@ cgroups a host removes; every count and aggregate is scaled back by the weight.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -253,18 +253,21 @@ def _pages(n: int, per: int, rate: float) -> Callable[[Array], Array]:
     return f
 
 
-def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
+def simulate(w: Workload, eras: Sequence[str | EraModel] | None = None, seed: int = 0,
              progress: Callable[[str], None] | None = None,
              aggregates: bool = True) -> SimulationResult:
     """Run a workload in each era (all six by default). Same seed, same result.
 
+    Eras are names of the registry or Era records (a record with other facts runs by those
+    facts: the selftests flip one to see the outcome follow).
     `aggregates=False` computes only the live and dying memcgs, leaving the rest (by pin,
     in release, pages, caches, refcounts) at zero: what a fit needs, at a fraction of the cost.
     """
-    names = eras or list(ERAS)
-    unknown = [e for e in names if e not in ERAS]
+    given = list(eras) if eras else list(ERAS)
+    unknown = [e for e in given if isinstance(e, str) and e not in ERAS]
     if unknown:
         raise ValueError(f"unknown era(s) {', '.join(unknown)}; known: {', '.join(ERAS)}")
+    models = {m.name: m for m in (ERAS[e] if isinstance(e, str) else e for e in given)}
     rng = np.random.default_rng(seed)
     cohorts = [_cohort(job, w, rng) for job in w.classes]
     times = np.arange(w.steps, dtype=np.float64) * w.step_seconds
@@ -285,10 +288,10 @@ def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
             else:
                 expect[ci, li, "units"] = _expected(times, c, left, w, _objects(left.amount, r))
     out = SimulationResult(w.name, seed, w.step_seconds)
-    for name in names:
+    for name, model in models.items():
         if progress is not None:
             progress(name)
-        out.eras[name] = _era(ERAS[name], w, cohorts, times, expect, cost, cache_cost)
+        out.eras[name] = _era(model, w, cohorts, times, expect, cost, cache_cost)
     return out
 
 

@@ -12,7 +12,8 @@ from app.deps import SessionDep
 from app.domain.eras import ERA_NAMES
 from app.modelviews import projection_json, refcounts_json, workload_json
 from app.simulation.eras import ERAS
-from app.simulation.scenarios import PRESETS, selftests
+from app.simulation.scenarios import PRESETS
+from app.simulation.selftests import selftests
 from app.web import charts
 from app.web.pages import _render
 

@@ -34,7 +34,8 @@ from app.schemas.simulation import SimulationIn
 from app.simulation import protocol, sandbox
 from app.simulation.engine import Work, work
 from app.simulation.eras import ERAS
-from app.simulation.scenarios import PRESETS, selftests
+from app.simulation.scenarios import PRESETS
+from app.simulation.selftests import selftests
 from app.simulation.workload import Workload
 
 log = logging.getLogger("slabscope.web")
