@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -12,6 +13,7 @@ from app.deps import SessionDep
 from app.domain.eras import ERA_NAMES
 from app.modelviews import projection_json, refcounts_json, workload_json
 from app.simulation.eras import ERAS
+from app.simulation.knobs import registry
 from app.simulation.scenarios import PRESETS
 from app.simulation.selftests import selftests
 from app.web import charts
@@ -76,8 +78,12 @@ def simulate_page(request: Request,
         raise HTTPException(404, f"no scenario named {scenario!r}; presets: "
                                  f"{', '.join(PRESETS)}")
     w = PRESETS[scenario]
+    # Every constant and era fact, and the numbers of this preset: source or assumption.
+    knobs = [k for k in registry()
+             if k.group != "workload preset" or k.name.startswith(scenario + ": ")]
     ctx = {"scenario": scenario, "presets": list(PRESETS), "description": w.description,
            "workload": workload_json(w), "eras": list(ERAS),
-           "selftests": selftests()}
+           "selftests": selftests(), "knobs": [dataclasses.asdict(k) for k in knobs]}
     return _render(request, "simulate.html", format, ctx,
-                   ("scenario", "presets", "description", "workload", "eras", "selftests"))
+                   ("scenario", "presets", "description", "workload", "eras", "selftests",
+                    "knobs"))
