@@ -70,7 +70,6 @@ class _Memcg:
     children: list[_Memcg] = field(default_factory=list)
     percpu_bytes: int = 0  # its own per-CPU stats, charged to the parent
     freeing: int = 0  # bytes freed by reclaim, uncharged after an RCU grace period
-    reparented_slab: int = 0  # bytes of zombie caches / objcgs reparented to this memcg
     left_dentries: int = 0  # what it had charged when removed (for the engine)
     left_threads: int = 0
     kept_empty: int = 0  # empty slab pages its active cache keeps (min_partial)
@@ -110,7 +109,7 @@ class Kernel:
         m.left_dentries, m.left_threads = sum(m.dentries.values()), m.threads
         assert m.parent is not None
         if self.era.slab_pin is SlabPin.NONE:
-            self._reparent_slab(m, m.parent)
+            self._reparent_slab(m)
         self._maybe_free(m)
 
     def alloc_dcache(self, path: str, n: int, cpu: int = 0) -> None:
@@ -271,7 +270,7 @@ class Kernel:
             m.freeing += freed
         return True
 
-    def _reparent_slab(self, child: _Memcg, parent: _Memcg) -> None:
+    def _reparent_slab(self, child: _Memcg) -> None:
         """Move the child's slab charge to the parent at offline (the zombie caches of 5.3,
         the obj_cgroups of 5.9+).
 
@@ -286,8 +285,7 @@ class Kernel:
                 self._flush(child, *key)
         charged = sum(self._slab_bytes(n) for n in child.dentries.values())
         child.current -= charged  # the page counter: the parent's total is unchanged
-        parent.reparented_slab += charged
-        child.dentries = {}
+        child.dentries = {}  # the objects now belong to the parent's zombie cache / objcg
 
     def _pinned(self, m: _Memcg) -> bool:
         """Whether something the era counts as a pin still holds the removed memcg."""
