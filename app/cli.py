@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from enum import StrEnum
@@ -374,42 +375,159 @@ class SimFormat(StrEnum):
     csv = "csv"
 
 
+def _fail(message: str) -> typer.Exit:
+    """Print one line, `slabscope: <message>`, and return the exit to raise (status 2)."""
+    typer.echo(f"slabscope: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _workload_body(scenario: str, workload_file: str | None) -> dict[str, object]:
+    """The body of POST /api/v1/simulations to run: a file's, or a preset's."""
+    if workload_file is None:
+        from app.services.model import workload_json
+        from app.simulation.scenarios import PRESETS
+        if scenario not in PRESETS:
+            raise _fail(f"no scenario {scenario!r}; presets: {', '.join(PRESETS)}")
+        return workload_json(PRESETS[scenario])
+    try:
+        with open(workload_file, encoding="utf-8") as f:
+            body = json.load(f)
+    except OSError as err:
+        raise _fail(f"--workload {workload_file}: {err.strerror or err}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _fail(f"--workload {workload_file}: not UTF-8 JSON ({err})") from err
+    if not isinstance(body, dict):
+        raise _fail(f"--workload {workload_file}: a JSON object is needed (the body of "
+                    "POST /api/v1/simulations)")
+    return body
+
+
+def _rescale(job: dict[str, object], factor: float) -> None:
+    """Multiply a class's rate: per_day, or the frequency of a periodic class."""
+    per_day = job.get("per_day")
+    if isinstance(per_day, (int, float)):
+        job["per_day"] = per_day * factor
+    period = job.get("period_seconds")
+    if isinstance(period, (int, float)) and period > 0:
+        if factor == 0:
+            job["period_seconds"], job["count"] = None, 0
+        else:
+            job["period_seconds"] = period / factor
+
+
+def _apply_rates(body: dict[str, object], rates: list[str], scale: float | None) -> None:
+    classes = body.get("classes")
+    jobs: list[dict[str, object]] = ([c for c in classes if isinstance(c, dict)]
+                                     if isinstance(classes, list) else [])
+    if scale is not None:
+        if not (math.isfinite(scale) and scale > 0):
+            raise _fail(f"--scale must be a number above 0, not {scale:g}")
+        for each in jobs:
+            _rescale(each, scale)
+    for spec in rates:
+        name, sep, value = spec.rpartition("=")
+        try:
+            per_day = float(value)
+        except ValueError:
+            per_day = math.nan
+        if not sep or not name or not math.isfinite(per_day) or per_day < 0:
+            raise _fail(f"--rate wants CLASS=PER_DAY (a number of 0 or more), not {spec!r}")
+        job = next((j for j in jobs if j.get("name") == name), None)
+        if job is None:
+            known = ", ".join(str(j.get("name")) for j in jobs)
+            raise _fail(f"--rate: no class {name!r}; classes: {known}")
+        current = job.get("per_day") or 0.0
+        period = job.get("period_seconds")
+        if isinstance(period, (int, float)) and period > 0:
+            current = 86_400.0 / period
+        if isinstance(current, (int, float)) and current > 0:
+            _rescale(job, per_day / current)
+        else:
+            job["per_day"] = per_day
+
+
 @cli.command()
 def simulate(
     scenario: Annotated[str, typer.Option(help="A preset (see `--list`).")]
     = "kubernetes-cronjobs",
+    workload_file: Annotated[str | None, typer.Option(
+        "--workload", help="A JSON file in the body format of POST /api/v1/simulations "
+        "(instead of --scenario).")] = None,
     era: Annotated[list[str] | None, typer.Option(help="An era; repeat for several "
-                                                   "(default: all six).")] = None,
+                                                   "(default: the file's, or all).")] = None,
     days: Annotated[float | None, typer.Option(help="Days to simulate (default: the "
-                                               "scenario's).", min=0.0001, max=365)] = None,
+                                               "workload's).")] = None,
+    cpus: Annotated[int | None, typer.Option(help="Possible CPUs of the host (per-CPU "
+                                             "costs).")] = None,
+    numa_nodes: Annotated[int | None, typer.Option(help="NUMA nodes of the host.")] = None,
+    slab_per_day: Annotated[float | None, typer.Option(
+        help="Memory pressure: the chance a day that reclaim frees one slab object.")] = None,
+    pagecache_per_day: Annotated[float | None, typer.Option(
+        help="Memory pressure: the same for one page-cache page.")] = None,
+    rate: Annotated[list[str] | None, typer.Option(
+        help="CLASS=PER_DAY: cgroups a day of one class; repeat for several.")] = None,
+    scale: Annotated[float | None, typer.Option(
+        help="Multiply every class's rate (per_day, or the frequency of a timer).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same result).")] = 0,
     fmt: Annotated[SimFormat, typer.Option("--format")] = SimFormat.table,
     list_presets: Annotated[bool, typer.Option("--list", help="List the presets.")] = False,
 ) -> None:
-    """Run a scenario in every kernel era (or the ones given) and compare them."""
+    """Run a workload (a preset or a file) in every kernel era (or the ones given).
+
+    CPUs, NUMA nodes, pressure and rates override the workload's; the result is validated
+    with the same bounds as POST /api/v1/simulations, and any bad value is one line on
+    stderr with status 2.
+    """
     from dataclasses import asdict, replace
 
+    from pydantic import ValidationError
+
+    from app.domain.eras import ERA_NAMES
+    from app.schemas.simulation import SimulationIn
+    from app.services.model import to_workload
     from app.simulation.engine import simulate as run
-    from app.simulation.eras import ERAS
     from app.simulation.scenarios import PRESETS
     if list_presets:
-        for name, w in PRESETS.items():
-            typer.echo(f"{name:<26} {w.description}")
+        for name, preset in PRESETS.items():
+            typer.echo(f"{name:<26} {preset.description}")
         return
-    if scenario not in PRESETS:
-        typer.echo(f"slabscope: no scenario {scenario!r}; presets: {', '.join(PRESETS)}",
-                   err=True)
-        raise typer.Exit(2)
-    eras = era or list(ERAS)
-    bad = [e for e in eras if e not in ERAS]
-    if bad:
-        typer.echo(f"slabscope: unknown era {', '.join(bad)}; eras: {', '.join(ERAS)}",
-                   err=True)
-        raise typer.Exit(2)
-    w = PRESETS[scenario]
+    body = _workload_body(scenario, workload_file)
+    if era:
+        bad = [e for e in era if e not in ERA_NAMES]
+        if bad:
+            raise _fail(f"unknown era {', '.join(bad)}; eras: {', '.join(ERA_NAMES)}")
+        body["eras"] = list(era)
     if days is not None:
-        w = replace(w, duration_seconds=days * 86_400.0,
-                    step_seconds=min(w.step_seconds, days * 86_400.0 / 10))
+        if not (math.isfinite(days) and days > 0):
+            raise _fail(f"--days must be above 0, not {days:g}")
+        step = body.get("step_seconds")
+        body["days"] = days
+        body["step_seconds"] = min(step if isinstance(step, (int, float)) else 3600.0,
+                                   days * 86_400.0 / 10)
+    for key, value in (("cpus", cpus), ("numa_nodes", numa_nodes)):
+        if value is not None:
+            body[key] = value
+    if slab_per_day is not None or pagecache_per_day is not None:
+        pressure = body.get("pressure")
+        pressure = dict(pressure) if isinstance(pressure, dict) else {}
+        if slab_per_day is not None:
+            pressure["slab_per_day"] = slab_per_day
+        if pagecache_per_day is not None:
+            pressure["pagecache_per_day"] = pagecache_per_day
+        body["pressure"] = pressure
+    _apply_rates(body, rate or [], scale)
+    try:
+        spec = SimulationIn.model_validate(body)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(str(x) for x in problem["loc"]) or "workload"
+        raise _fail(f"{where}: {problem['msg']}" + (f" (and {err.error_count() - 1} more)"
+                                                 if err.error_count() > 1 else "")) from err
+    w = to_workload(spec)
+    if workload_file is None:
+        w = replace(w, description=PRESETS[scenario].description)
+    eras = list(spec.eras)
+    scenario = w.name if workload_file else scenario
     if sys.stderr.isatty() and fmt is SimFormat.table:
         with typer.progressbar(length=len(eras), label=f"simulating {scenario}",
                                file=sys.stderr) as bar:

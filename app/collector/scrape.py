@@ -25,7 +25,7 @@ from app.collector.errors import CollectorError, ParseError
 from app.collector.sources import cgroups as cgsrc
 from app.collector.sources import host as hostsrc
 from app.collector.sources import procfs, slabinfo, slub
-from app.domain.eras import ERAS, UnknownRelease, era_for_release
+from app.domain.eras import DEFAULT_ERA, ERAS, UnknownRelease, era_for_release
 from app.domain.samples import (
     Cache,
     CgroupSample,
@@ -306,13 +306,13 @@ class Collector:
         if o.era:
             era, era_source = o.era, "settings"
         elif release is None:
-            era, era_source = "objcg-kmem", "default"
+            era, era_source = DEFAULT_ERA, "default"
         else:
             try:
                 era, era_source = era_for_release(release), "release"
             except UnknownRelease as err:
                 errs.append(("host", CollectorError("osrelease", str(err))))
-                era, era_source = "objcg-kmem", "default"
+                era, era_source = DEFAULT_ERA, "default"
         if release is None:
             errs.append(("host", CollectorError(os.path.join(o.proc_root, "sys/kernel/osrelease"),
                                                 "kernel release unreadable; era assumed "

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.db import models as m
 from app.db.base import valid_u64
 from app.db.queries import MAX_POINTS, epoch_seconds
+from app.domain.eras import UnknownRelease, parse_release
 from app.domain.history import HostHistory, RemovalBucket
 
 HOUR = 3600
@@ -192,7 +193,15 @@ def host_history(session: Session, host: m.Host, since: datetime,
         host.name, host.era, host.possible_cpus_total, host.numa_nodes_total,
         datetime.fromtimestamp(t0, UTC), [max(0.0, k * width - t0) for k, _, _ in pts],
         [d for _, d, _ in pts], [lv or 0.0 for _, _, lv in pts],
-        [RemovalBucket(max(0.0, k * width - t0), *v) for k, v in got])
+        [RemovalBucket(max(0.0, k * width - t0), *v) for k, v in got],
+        kernel=_kernel(host.kernel_release))
+
+
+def _kernel(release: str) -> tuple[int, int] | None:
+    try:
+        return parse_release(release)
+    except UnknownRelease:
+        return None
 
 
 def removed_slab_mean(session: Session, host_id: int, until: datetime,

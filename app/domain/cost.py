@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain.eras import parse_release
+from app.domain.eras import ERAS, parse_release
 
 KIB = 1024
 
@@ -74,9 +74,6 @@ LAB_6_18 = CostModel("6.18 measured here (lab-findings 4: 12.6 kB + 4.03 kB perc
 CACHE_COPY = CostModel("per-memcg kmem_cache copy (SLUB, <= 5.8)", 256 + 32, 32, per_node=64,
                        source="pcp slabinfo captures; include/linux/slub_def.h (4.x-5.8)")
 
-# Model eras -> the kernels they stand for.
-_ERA_MODEL = {"pre-5.3": UP_TO_5_8, "v4-5/7": UP_TO_5_8, "5.3": UP_TO_5_8,
-              "objcg": FROM_5_9, "objcg-kmem": FROM_6_10, "lru-reparent": FROM_6_10}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +104,8 @@ def model_for_release(kernel_release: str) -> CostModel:
 
 def model_for_era(era: str) -> CostModel:
     """The cost model of a simulation era (objcg-kmem spans 5.13 to today: 6.10+ sizes)."""
-    return _ERA_MODEL.get(era, FROM_6_10)
+    e = ERAS.get(era)
+    return model_for_release(e.cost_release) if e is not None else FROM_6_10
 
 
 def cache_copy_bytes(cpus: int, nodes: int = 1) -> int:

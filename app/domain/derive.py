@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.domain.eras import DEFAULT_ERA, ERAS, SlabPin
+
 
 def growth_per_day(old: tuple[datetime, int] | None, new: tuple[datetime, int] | None,
                    min_seconds: float = 60.0) -> float | None:
@@ -33,10 +35,11 @@ def likely_pin(era: str, file_bytes: int | None, shmem_bytes: int | None,
     """
     if shmem_bytes:
         return "tmpfs/shmem: stays until the files are deleted (drop_caches does not help)"
-    if file_bytes and era != "lru-reparent":
+    facts = ERAS.get(era, ERAS[DEFAULT_ERA])
+    if file_bytes and facts.lru_pins:
         return "page cache: freed by reclaim or drop_caches 1"
-    if kernel_stack_bytes and era in ("pre-5.3", "v4-5/7", "5.3", "objcg"):
+    if kernel_stack_bytes and facts.kmem_pages_pin:
         return "kernel stacks of threads that moved away (before 5.13)"
-    if slab_bytes and era in ("pre-5.3", "v4-5/7"):
+    if slab_bytes and facts.slab_pin is not SlabPin.NONE:
         return "slab objects in its per-memcg caches (before 5.3)"
     return "nothing charged when last seen: freed shortly after removal"

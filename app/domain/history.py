@@ -86,6 +86,9 @@ class HostHistory:
     removals: list[RemovalBucket] = field(default_factory=list)
     # Counted churn per bucket (empty where the collector did not count it: older data).
     churn: list[ChurnBucket] = field(default_factory=list)
+    # The host's kernel (major, minor) where its release parses: it picks the era's cost
+    # generation and whether dying memcgs still hold memcg IDs (before 4.8).
+    kernel: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.domain.cgtable import CGSTAT, KMEM_USAGE, STAT, CgroupTable
+from app.domain.eras import ERAS
 
 CHARGE_BATCH_PAGES = 64  # MEMCG_CHARGE_BATCH (include/linux/memcontrol.h)
 
@@ -50,19 +51,12 @@ CATEGORY: dict[str, str] = {
     "kernel": "kernel memory",
 }
 
-# Kinds whose charge no longer holds a dying memcg, by era: reparented to the parent when
+# Kinds whose charge no longer holds a dying memcg, by era (Era.reparented_kinds, from the
+# era facts): reparented to the parent when
 # the memcg goes offline (kernel-notes.md: slab 5.3 fb2f2b0adb98; objcg for slab and
 # percpu 5.9; kernel pages 5.13; LRU folios in the 2026 series). Sockets hold a css
 # reference while open (mem_cgroup_sk_alloc), in every era.
-REPARENTED: dict[str, frozenset[str]] = {
-    "pre-5.3": frozenset(),
-    "v4-5/7": frozenset(),  # slab pages moved, but each cache keeps a css ref
-    "5.3": frozenset({"slab"}),
-    "objcg": frozenset({"slab", "percpu"}),
-    "objcg-kmem": frozenset({"slab", "percpu", "kernel_stack"}),
-    "lru-reparent": frozenset({"slab", "percpu", "kernel_stack", "file", "dirty", "shmem",
-                               "anon", "swap"}),
-}
+REPARENTED: dict[str, frozenset[str]] = {n: e.reparented_kinds for n, e in ERAS.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from app.simulation.engine import EraResult
 from app.simulation.eras import EraModel
 from app.simulation.protocol import Step
 from app.simulation.refcounts import CacheRefs
-from app.simulation.scenarios import SelftestOutcome
+from app.simulation.selftests import SelftestOutcome
 
 
 class ErrorOut(BaseModel):
@@ -162,6 +162,8 @@ class ProtocolOut(BaseModel):
     variant: Literal["v4", "v5", "5.3"]
     final_state: str
     css_put: bool
+    memcg_released: bool
+    summary: str
     violations: list[str]
     steps: list[Step]
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.domain.eras import ERA_NAMES
+
 MAX_CLASSES = 20
 MAX_LEFTOVERS = 300
 MAX_EVENTS = 50
@@ -13,7 +15,6 @@ MAX_DAYS = 365
 MAX_POINTS = 2000
 MAX_CGROUPS = 5_000_000
 MAX_BODY_BYTES = 256 * 1024
-ERA_NAMES = ("pre-5.3", "v4-5/7", "5.3", "objcg", "objcg-kmem", "lru-reparent")
 
 
 class CacheIn(BaseModel):
@@ -86,7 +87,7 @@ class SimulationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="custom", max_length=100)
     eras: list[Literal[ERA_NAMES]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(ERA_NAMES), min_length=1, max_length=6)
+        default_factory=lambda: list(ERA_NAMES), min_length=1, max_length=len(ERA_NAMES))
     seed: int = Field(default=0, ge=0, le=2**31)
     days: float = Field(default=30, gt=0, le=MAX_DAYS)
     step_seconds: float = Field(default=3600, ge=0.01, le=86_400)

@@ -35,8 +35,9 @@ import numpy as np
 import numpy.typing as npt
 
 from app.domain.cost import memcg_cost
+from app.domain.eras import DEFAULT_ERA
 from app.domain.history import HostHistory, RemovalBucket
-from app.simulation.engine import EraResult, SimulationResult, simulate
+from app.simulation.engine import EraResult, SimulationResult, dying_hold_ids, simulate
 from app.simulation.eras import ERAS
 from app.simulation.workload import DENTRY, JobClass, Kind, Leftover, Pressure, Workload
 
@@ -50,10 +51,11 @@ MAX_STEPS = 600  # output points of a projection, whatever its horizon
 # The engine's grid over the history replayed before a projection's start and the horizon
 # after it, at most: a long history makes the grid coarser, not the run longer.
 MAX_RUN_STEPS = 4 * MAX_STEPS
-# The memcg ID is 16 bits (MEM_CGROUP_ID_MAX = USHRT_MAX): live and dying memcgs together
-# never exceed it, and mkdir fails with ENOSPC once they reach it (kernel-notes.md 3.9 and
-# the table of section 6: 73f576c04b94; moby#29638). Live memcgs are held at their last
-# observed number over a projection.
+# The memcg ID is 16 bits (MEM_CGROUP_ID_MAX = USHRT_MAX): mkdir fails with ENOSPC once the
+# IDs held reach it (kernel-notes.md 3.9 and section 6; moby#29638). Live memcgs always hold
+# one; dying ones only before 4.8, where 73f576c04b94 made the private ID recycled at
+# offline (engine.dying_hold_ids). Live memcgs are held at their last observed number over
+# a projection.
 MEMCG_ID_MAX = 65_535
 # Assumption: a fit whose RMSE exceeds a quarter of the mean observed level does not
 # describe the host's curve well enough to project it without a warning.
@@ -283,7 +285,7 @@ def thinned(w: Workload, cap: int = MAX_COHORT) -> Workload:
 
 
 def _era_of(h: HostHistory) -> str:
-    return h.era if h.era in ERAS else "objcg-kmem"
+    return h.era if h.era in ERAS else DEFAULT_ERA
 
 
 def _dying(w: Workload, era: str) -> npt.NDArray[np.float64]:
@@ -312,7 +314,7 @@ def fit(h: HostHistory, until: float | None = None, step: float | None = None) -
     best: Fit | None = None
     obs = np.asarray(d_obs, dtype=np.float64)
     base = Workload(f"fit:{h.host}", tuple(classes), duration_seconds=until, step_seconds=step,
-                    cpus=h.cpus, numa_nodes=h.numa_nodes)
+                    cpus=h.cpus, numa_nodes=h.numa_nodes, kernel=h.kernel)
     grid = np.arange(base.steps, dtype=np.float64) * step
     # Never freed: the same curve whatever the reclaim rate.
     kept = _dying(replace(base, classes=tuple(_initial(d0, 1.0))), era) / max(d0, 1)
@@ -386,15 +388,21 @@ def _initial(d0: int, p: float) -> list[JobClass]:
     return out
 
 
-def _capped(e: EraResult, live: int) -> None:
+def _capped(e: EraResult, live: int, hold: bool) -> None:
     """Hold an era's dying memcgs under the ID limit and date its ENOSPC.
 
-    Live and dying memcgs share the 16-bit ID space: at most MEMCG_ID_MAX - live can be
-    dying. Past it mkdir fails and no new cgroup is made, so the dying count stays at the
-    limit; the figures that follow the count (cost, zombie caches, by pin) are scaled with
-    it. The engine's own ENOSPC time (`enospc_seconds`, set by the caller) is kept when it
-    is earlier.
+    Where dying memcgs hold IDs (`hold`: kernels before 4.8), live and dying memcgs share
+    the 16-bit ID space: at most MEMCG_ID_MAX - live can be dying. Elsewhere only live
+    memcgs hold IDs: the dying count is not capped, and ENOSPC is the engine's (live
+    memcgs alone at the limit). Past the limit mkdir fails and no new cgroup is made, so the
+    dying count stays at the limit; the figures that follow the count (cost, zombie caches,
+    by pin) are scaled with it. The engine's own ENOSPC time (`enospc_seconds`, set by the
+    caller) is kept when it is earlier.
     """
+    if not hold:
+        if live >= MEMCG_ID_MAX:
+            e.enospc_seconds = float(e.times_seconds[0])
+        return
     limit = max(0, MEMCG_ID_MAX - live)
     t = np.asarray(e.times_seconds, dtype=np.float64)
     d = np.asarray(e.dying, dtype=np.float64)
@@ -519,7 +527,7 @@ def _forward(h: HostHistory, f: Fit, until: float, seconds: float, eras: list[st
     out = SimulationResult(f"projection:{h.host}", 0, float(at[1] - at[0]))
     for name in new.eras:
         e = _compose(old.eras[name], new.eras[name], at, d_last, price)
-        _capped(e, live)
+        _capped(e, live, dying_hold_ids(ERAS[name], f.workload.kernel))
         out.eras[name] = e
     return out, t0, d_last, live
 
@@ -558,7 +566,10 @@ def project(h: HostHistory, days: float, eras: list[str] | None = None) -> Proje
     r, t0, d_last, live = _forward(h, f, h.times_seconds[-1], days * 86_400.0, eras)
     f.words.append(f"projected from the last observation: {d_last:,} dying memcgs, "
                    f"{f.end_persistent_share:.0%} of them modelled as never freed; live "
-                   f"memcgs held at {live:,}, so at most {max(0, MEMCG_ID_MAX - live):,} "
-                   f"can be dying (the {MEMCG_ID_MAX} memcg-ID limit)")
+                   f"memcgs held at {live:,}; where dying memcgs hold memcg IDs (kernels "
+                   f"before 4.8), at most {max(0, MEMCG_ID_MAX - live):,} can be dying (the "
+                   f"{MEMCG_ID_MAX} memcg-ID limit); since 4.8 the ID is recycled at offline "
+                   "(73f576c04b94), so dying memcgs cost memory, not IDs (swap-out records "
+                   "still hold IDs: not modelled)")
     return Projection(f, r, list(h.times_seconds), list(h.dying), t0 + days * 86_400.0,
                       backtest(h), t0, d_last, live)

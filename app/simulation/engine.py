@@ -30,7 +30,7 @@ Mechanisms beyond "what pins, until when":
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -525,18 +525,21 @@ def _expect_cohort(c: _Cohort, w: Workload, times: Array,
     return out
 
 
-def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
+def simulate(w: Workload, eras: Sequence[str | EraModel] | None = None, seed: int = 0,
              progress: Callable[[str], None] | None = None,
              aggregates: bool = True) -> SimulationResult:
     """Run a workload in each era (all six by default). Same seed, same result.
 
+    Eras are names of the registry or Era records (a record with other facts runs by those
+    facts: the selftests flip one to see the outcome follow).
     `aggregates=False` computes only the live and dying memcgs, leaving the rest (by pin,
     in release, pages, caches, refcounts) at zero: what a fit needs, at a fraction of the cost.
     """
-    names = eras or list(ERAS)
-    unknown = [e for e in names if e not in ERAS]
+    given = list(eras) if eras else list(ERAS)
+    unknown = [e for e in given if isinstance(e, str) and e not in ERAS]
     if unknown:
         raise ValueError(f"unknown era(s) {', '.join(unknown)}; known: {', '.join(ERAS)}")
+    models = {m.name: m for m in (ERAS[e] if isinstance(e, str) else e for e in given)}
     rng = np.random.default_rng(seed)
     cohorts = [_cohort(job, w, rng) for job in w.classes]
     times = np.arange(w.steps, dtype=np.float64) * w.step_seconds
@@ -545,10 +548,10 @@ def simulate(w: Workload, eras: list[str] | None = None, seed: int = 0,
     # refused cgroups).
     expect = [_expect_cohort(c, w, times, None) for c in cohorts] if aggregates else None
     out = SimulationResult(w.name, seed, w.step_seconds)
-    for name in names:
+    for name, model in models.items():
         if progress is not None:
             progress(name)
-        out.eras[name] = _era(ERAS[name], w, cohorts, times, expect, copy)
+        out.eras[name] = _era(model, w, cohorts, times, expect, copy)
     return out
 
 

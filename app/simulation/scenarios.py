@@ -1,16 +1,12 @@
-"""Preset workloads (the /simulate editor, `slabscope simulate`) and the test_kmem selftests.
+"""Preset workloads (the /simulate editor, `slabscope simulate`).
 
-The selftests follow kernel-notes.md section 4: test_kmem_dead_cgroups runs through the
-engine (it is about dying memcgs); the others are outcomes derived from each era's rules.
+The test_kmem selftests run step by step in app/simulation/selftests.py; `selftests` and
+`SelftestOutcome` are re-exported here for the callers that import them from this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-from app.simulation.engine import simulate
-from app.simulation.eras import ERAS, EraModel, SlabPin
+from app.simulation.selftests import SelftestOutcome, selftests
 from app.simulation.workload import (
     DENTRY,
     EXT4_INODE,
@@ -101,58 +97,4 @@ def _dead_cgroups() -> Workload:
 PRESETS = {w.name: w for w in (_systemd_timers(), _cronjobs(), _threads_moved(),
                                  _append_then_remove(), _tmpfs(), _dead_cgroups())}
 
-
-@dataclass(frozen=True, slots=True)
-class SelftestOutcome:
-    """What a test_kmem test does in one era, and why."""
-
-    test: str
-    era: str
-    passes: bool
-    why: str
-
-
-def _dead_cgroups_outcome(era: EraModel) -> SelftestOutcome:
-    r = simulate(PRESETS["test_kmem_dead_cgroups"], [era.name], seed=0).eras[era.name]
-    window_end = 0.3 + 5.0  # last removal, then 5 reads 1 s apart
-    idx = min(int(window_end / 0.1), len(r.dying) - 1)
-    dying = r.dying[idx]
-    if dying == 0:
-        why = "slab objects do not pin the dying memcgs; they are freed after RCU and work"
-    elif era.slab_pin is SlabPin.PAGE:
-        why = f"{dying} memcgs stay dying: every live dentry's slab page pins its memcg"
-    else:
-        why = f"{dying} memcgs stay dying: each non-empty dentry cache holds a css reference"
-    return SelftestOutcome("test_kmem_dead_cgroups", era.name, dying == 0, why)
-
-
-def selftests(eras: Sequence[str | EraModel] | None = None) -> list[SelftestOutcome]:
-    """test_kmem.c's tests, era by era (kernel-notes.md section 4), from each era's facts.
-
-    Eras are given by name or as EraModel records (a record with other facts gives the
-    outcomes those facts imply: nothing here reads an era's name).
-    """
-    out: list[SelftestOutcome] = []
-    for given in eras or list(ERAS):
-        era = ERAS[given] if isinstance(given, str) else given
-        name = era.name
-        out.append(_dead_cgroups_outcome(era))
-        out.append(SelftestOutcome(
-            "test_kmem_basic", name, True,
-            "memory.high=1M reclaims the cgroup's own dentries: slab drops below half"))
-        drift = era.nonleaf_slab_stats_drift
-        out.append(SelftestOutcome(
-            "test_kmem_memcg_deletion", name, not drift,
-            "stats of removed children stay consistent at the parent" if not drift else
-            "reparented slab counters on non-leaf lruvecs drift until the stat-flush "
-            "follow-ups (Fixes: fb2f2b0adb98)"))
-        out.append(SelftestOutcome("test_kmem_kernel_stacks", name, True,
-                                   "kernel_stack is accounted in bytes since 4.6"))
-        out.append(SelftestOutcome("test_kmem_proc_kpagecgroup", name, True,
-                                   "/proc/kpagecgroup reads to EOF"))
-        percpu = era.memory_stat_percpu
-        out.append(SelftestOutcome(
-            "test_percpu_basic", name, percpu,
-            "percpu is charged and shown in memory.stat (5.9+)" if percpu else
-            "no percpu key in memory.stat (before 5.9): the check cannot pass"))
-    return out
+__all__ = ["DAY", "PRESETS", "SelftestOutcome", "selftests"]

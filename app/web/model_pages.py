@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -9,16 +10,19 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.deps import SessionDep
+from app.domain.eras import ERA_NAMES
 from app.services import model
 from app.services.model import workload_json
 from app.simulation.eras import ERAS
-from app.simulation.scenarios import PRESETS, selftests
+from app.simulation.knobs import registry
+from app.simulation.scenarios import PRESETS
+from app.simulation.selftests import selftests
 from app.web import charts
 from app.web.pages import _render
 
 router = APIRouter(include_in_schema=False)
 Fmt = Annotated[Literal["html", "json"], Query()]
-Era = Literal["pre-5.3", "v4-5/7", "5.3", "objcg", "objcg-kmem", "lru-reparent"]
+Era = Literal[ERA_NAMES]  # type: ignore[valid-type]  # the registry's names
 
 
 def _times(start: datetime, seconds: list[float]) -> list[datetime]:
@@ -69,7 +73,7 @@ def projection_page(request: Request, host: str, session: SessionDep,
 
 
 @router.get("/hosts/{host}/refcounts")
-def refcounts_page(request: Request, host: str, session: SessionDep, era: Era = "pre-5.3",
+def refcounts_page(request: Request, host: str, session: SessionDep, era: Era = ERA_NAMES[0],
                    format: Fmt = "html") -> Response:
     """A Sankey of references for an era, beside the per-cache and per-memcg tables."""
     d = model.refcounts_json(model.refcount_view(session, host, era))
@@ -88,8 +92,12 @@ def simulate_page(request: Request,
                   format: Fmt = "html") -> Response:
     """The scenario editor: presets, every era compared, and the protocol view."""
     w = model.scenario(scenario)
+    # Every constant and era fact, and the numbers of this preset: source or assumption.
+    knobs = [k for k in registry()
+             if k.group != "workload preset" or k.name.startswith(scenario + ": ")]
     ctx = {"scenario": scenario, "presets": list(PRESETS), "description": w.description,
            "workload": workload_json(w), "eras": list(ERAS),
-           "selftests": selftests()}
+           "selftests": selftests(), "knobs": [dataclasses.asdict(k) for k in knobs]}
     return _render(request, "simulate.html", format, ctx,
-                   ("scenario", "presets", "description", "workload", "eras", "selftests"))
+                   ("scenario", "presets", "description", "workload", "eras", "selftests",
+                    "knobs"))

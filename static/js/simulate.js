@@ -60,6 +60,7 @@
     document.getElementById("p-gp").textContent = s.grace_periods_done;
     document.getElementById("p-event").textContent = s.t_ms.toFixed(1) + " ms  " + s.actor + ": " + s.event +
       (s.violation ? "  ⚠ " + s.violation : "");
+    document.getElementById("p-call").textContent = s.call ? "code: " + s.call : "";
     document.getElementById("step-pos").textContent = "step " + (pos + 1) + " of " + steps.length;
   }
   function load() {
@@ -67,6 +68,7 @@
     fetch("/api/v1/protocol?variant=" + encodeURIComponent(v)).then(function (r) { return r.json(); })
       .then(function (j) {
         steps = j.steps; pos = 0; violations = j.violations;
+        document.getElementById("p-summary").textContent = j.summary;
         var ul = document.getElementById("violations");
         ul.textContent = "";
         (violations.length ? violations : ["no invariant violated; final state: " + j.final_state])

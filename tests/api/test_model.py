@@ -82,7 +82,10 @@ def test_protocol_api(client: TestClient) -> None:
     v4 = client.get("/api/v1/protocol?variant=v4").json()
     assert v4["final_state"] == "deactivating" and not v4["css_put"]
     assert any("grace period never ended" in v for v in v4["violations"])
-    assert client.get("/api/v1/protocol?variant=v5").json()["violations"] == []
+    assert not v4["memcg_released"] and v4["summary"].startswith("The memcg is never released")
+    assert any(s["call"] == "out_unlock: rcu_read_lock();" for s in v4["steps"])
+    v5 = client.get("/api/v1/protocol?variant=v5").json()
+    assert v5["violations"] == [] and v5["memcg_released"]
     assert client.get("/api/v1/protocol?variant=v6").status_code == 422
 
 

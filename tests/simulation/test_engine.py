@@ -1,4 +1,6 @@
-"""The lifecycle model: selftests by era, mechanisms, events, invariants, and the reference."""
+"""The lifecycle model: mechanisms, events, invariants, and the per-object reference.
+
+The selftests by era are in test_selftests.py."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.simulation.engine import simulate
-from app.simulation.eras import ERAS, EraModel
-from app.simulation.scenarios import PRESETS, selftests
+from app.simulation.eras import ERAS
+from app.simulation.scenarios import PRESETS
 from app.simulation.workload import (
     DENTRY,
     EXT4_INODE,
@@ -26,47 +28,6 @@ from app.simulation.workload import (
 from tests.simulation.reference import simulate_reference
 
 DAY = 86_400.0
-
-
-# kernel-notes.md section 4, "Expected outcome by era" (and 3.7 for the percpu key): the
-# published expectations, written down from the notes, not from scenarios.py.
-NOTES_DEAD_CGROUPS = {"pre-5.3": False,  # <= 5.2 fails: live dentries pin 30 memcgs
-                      "v4-5/7": False,  # each child's dentry cache stays non-empty
-                      "5.3": True, "objcg": True, "objcg-kmem": True,  # 5.3+, 5.9+ pass
-                      "lru-reparent": True}
-NOTES_PERCPU_FROM = (5, 9)  # memory.stat `percpu` since 5.9 (772616b031f0)
-NOTES_DELETION_FAILS = {"5.3"}  # stats reparent correctly only with the 5.3 follow-up fixes
-
-
-def _outcomes(eras: list[str | EraModel] | None = None) -> dict[tuple[str, str], bool]:
-    return {(o.test, o.era): o.passes for o in selftests(eras)}
-
-
-def test_selftest_outcomes_by_era_match_the_kernel_notes() -> None:
-    got = _outcomes()
-    assert {e: got["test_kmem_dead_cgroups", e] for e in ERAS} == NOTES_DEAD_CGROUPS
-    for name, era in ERAS.items():
-        released_59 = era.since is not None and era.since >= NOTES_PERCPU_FROM
-        assert got["test_percpu_basic", name] is released_59, name
-        assert got["test_kmem_memcg_deletion", name] is (name not in NOTES_DELETION_FAILS)
-        assert got["test_kmem_kernel_stacks", name]
-
-
-@pytest.mark.parametrize("name", list(ERAS))
-def test_selftest_outcomes_follow_the_era_facts_not_its_name(name: str) -> None:
-    era = ERAS[name]
-    base = _outcomes([era])
-    flipped = _outcomes([replace(era, memory_stat_percpu=not era.memory_stat_percpu,
-                                 nonleaf_slab_stats_drift=not era.nonleaf_slab_stats_drift)])
-    assert flipped["test_percpu_basic", name] is not base["test_percpu_basic", name]
-    assert flipped["test_kmem_memcg_deletion", name] is not base[
-        "test_kmem_memcg_deletion", name]
-    unchanged = {k: v for k, v in base.items()
-                 if k[0] not in ("test_percpu_basic", "test_kmem_memcg_deletion")}
-    assert {k: v for k, v in flipped.items() if k in unchanged} == unchanged
-    # Each outcome from its own fact: flipping one moves only its test.
-    one = _outcomes([replace(era, memory_stat_percpu=not era.memory_stat_percpu)])
-    assert {k for k in base if one[k] != base[k]} == {("test_percpu_basic", name)}
 
 
 def test_dead_cgroups_timeline() -> None:

@@ -206,13 +206,20 @@ def test_simulate_runs_every_era_and_steps_the_protocol(server: str, watched: Wa
     page.click("#run")
     page.wait_for_selector("#error:not([hidden])")
     assert "the limit is 2000" in page.inner_text("#error")
-    # protocol: v4 as posted shows its violations; v5 is clean
+    # protocol: v4 as posted shows its violations, found by the RCU checker; v5 is clean
     assert "sleeping function called from invalid context" in page.inner_text("#violations")
+    assert page.inner_text("#p-summary").startswith("The memcg is never released")
     for _ in range(6):
         page.click("#next")
     assert page.inner_text("#step-pos").startswith("step 7 of")
     page.select_option("#variant", "v5")
     page.wait_for_selector("#violations:has-text('no invariant violated')")
+    assert page.inner_text("#p-summary").startswith("The memcg is released")
+    # which knobs are sourced and which assumed, one click away
+    assert not page.is_visible("#knobs")
+    page.click("#knob-sources summary")
+    assert page.is_visible("#knobs tr[data-status='assumption']")
+    assert page.locator("#knobs tr[data-status='source']").count() > 20
     assert watched.errors == [] or all("422" in e for e in watched.errors)
     shot(page, "simulate_protocol_v5")
 

@@ -88,3 +88,20 @@ def test_empty_fleet_says_what_to_do(sqlite_url: str) -> None:
     with TestClient(create_app(Settings(database_url=sqlite_url))) as c:
         html = c.get("/").text
     assert "No hosts yet" in html and "slabscope doctor" in html
+
+
+def test_simulate_page_shows_which_knobs_are_sourced(client: TestClient) -> None:
+    d = client.get("/simulate?scenario=threads-moved-away&format=json").json()
+    by_name = {k["name"]: k for k in d["knobs"]}
+    assert by_name["threads-moved-away: classes[0].count"]["status"] == "source"
+    assert by_name["threads-moved-away: classes[0].lifetime_seconds"]["status"] == "assumption"
+    assert not any(n.startswith("kubernetes-cronjobs: ") for n in by_name)  # this preset only
+    assert {k["status"] for k in d["knobs"]} == {"source", "assumption"}
+    html = client.get("/simulate?scenario=threads-moved-away").text
+    sourced = sum(k["status"] == "source" for k in d["knobs"])
+    assert f"{sourced} from a source, {len(d['knobs']) - sourced} assumptions" in html
+    assert html.count('<tr data-status="assumption">') == len(d["knobs"]) - sourced
+    # the selftest grid comes from running the steps: its cells say what the checks read
+    dead = next(o for o in d["selftests"]
+                if o["test"] == "test_kmem_dead_cgroups" and o["era"] == "pre-5.3")
+    assert not dead["passes"] and dead["why"].startswith("nr_dying_descendants 30, 30")

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.deps import SessionDep
+from app.domain.eras import ERA_NAMES
 from app.schemas.api import (
     ErasOut,
     ErrorOut,
@@ -27,13 +28,14 @@ from app.services.model import result_json, to_workload, workload_json
 from app.simulation import protocol, sandbox
 from app.simulation.engine import Work, work
 from app.simulation.eras import ERAS
-from app.simulation.scenarios import PRESETS, selftests
+from app.simulation.scenarios import PRESETS
+from app.simulation.selftests import selftests
 from app.simulation.workload import Workload
 
 log = logging.getLogger("slabscope.web")
 router = APIRouter(prefix="/api/v1", tags=["model"], responses=errors(422))
 HOST_VIEW = errors(404, 409, 503)
-Era = Literal["pre-5.3", "v4-5/7", "5.3", "objcg", "objcg-kmem", "lru-reparent"]
+Era = Literal[ERA_NAMES]  # type: ignore[valid-type]  # the registry's names
 
 
 @router.get("/eras", response_model=ErasOut)
@@ -125,6 +127,7 @@ def protocol_view(variant: Annotated[Literal["v4", "v5", "5.3"], Query()] = "v4"
     """One per-memcg cache through offline and draining, event by event, with violations."""
     r = protocol.run(variant)
     return {"variant": r.variant, "final_state": r.final_state, "css_put": r.css_put,
+            "memcg_released": r.memcg_released, "summary": r.summary,
             "violations": r.violations, "steps": [dataclasses.asdict(s) for s in r.steps]}
 
 
@@ -137,6 +140,6 @@ def host_projection(host: str, session: SessionDep,
 
 @router.get("/hosts/{host}/refcounts", response_model=RefcountsOut, responses=HOST_VIEW)
 def host_refcounts(host: str, session: SessionDep,
-                   era: Annotated[Era, Query()] = "pre-5.3") -> dict[str, Any]:
+                   era: Annotated[Era, Query()] = ERA_NAMES[0]) -> dict[str, Any]:
     """Pages per cache and the references they would hold in an era (exact or estimated)."""
     return model.refcounts_json(model.refcount_view(session, host, era))
