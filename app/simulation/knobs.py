@@ -48,6 +48,13 @@ LABELS: dict[str, str] = {
                                       "goes within any horizon simulated",
     "app.simulation.engine.KRONECKER": "assumption: a quasi-random sequence for thinned "
                                        "classes (numerical method, no kernel fact)",
+    "app.simulation.engine.ADMIT_BINS": "assumption: a numerical resolution (admission "
+                                        "steps once the memcg-ID space is full)",
+    "app.simulation.calibrate.MAX_RUN_STEPS": "assumption: a cost bound (the engine's grid "
+                                              "over history and horizon), no kernel fact",
+    "app.simulation.calibrate.INITIAL_SPREAD_SECONDS": "assumption: a numerical device, "
+                                                       "shorter than every era's release "
+                                                       "delay",
     "app.simulation.engine.WORK_BASE": "bench/simulations.py --fit (the fixed part of a run)",
     "app.simulation.workload.DENTRY": "SLUB sysfs of the lab's 6.18 VM: /sys/kernel/slab/"
                                       "dentry (192 B, 21 a slab, order 0, reclaimable)",
