@@ -56,9 +56,12 @@ class ChurnView:
         return any(c is not None for c in self.created)
 
     def totals(self) -> dict[str, int]:
-        """Sums over the range: counted created and removed, and removals seen."""
+        """Sums over the range: counted created and removed, removals seen, and removals
+        seen in the buckets that were counted (what the counted removals compare with)."""
         return {"created": sum(c or 0 for c in self.created),
-                "removed": sum(r or 0 for r in self.removed), "seen": sum(self.seen)}
+                "removed": sum(r or 0 for r in self.removed), "seen": sum(self.seen),
+                "seen_counted": sum(s for s, c in zip(self.seen, self.created, strict=True)
+                                    if c is not None)}
 
     def newest(self, n: int = TABLE_BUCKETS) -> list[dict[str, object]]:
         """The newest n buckets that have anything, newest first (the table's rows)."""

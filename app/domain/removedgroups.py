@@ -214,12 +214,16 @@ def group_removed(rows: Iterable[Removal], era: str, above: dict[tuple[str, str]
         key = (r.hierarchy, path_pattern(parent), name_pattern(name))
         g = groups.get(key)
         if g is None:
-            g = groups[key] = Group(*key, example=r.path, likely_pin=label(era, r, up))
+            g = groups[key] = Group(*key, example=r.path)
+        # The group's label: its newest removal's, from one with charge where any has some
+        # (what it left says more than a sample that saw nothing).
+        if (charged and not g.charged) or (g.newest_at is None) or (
+                r.removed_at > g.newest_at and (charged or not g.charged)):
+            g.likely_pin = label(era, r, up)
         g.count += 1
         g.charged += charged
         if g.newest_at is None or r.removed_at > g.newest_at:
             g.newest_at, g.example = r.removed_at, r.path
-            g.likely_pin = label(era, r, up)
         if g.oldest_at is None or r.removed_at < g.oldest_at:
             g.oldest_at = r.removed_at
         g.file_bytes += r.file_bytes if r.file_bytes and r.file_bytes < 1 << 63 else 0
