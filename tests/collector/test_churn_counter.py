@@ -102,3 +102,26 @@ def test_a_hierarchy_without_the_memory_controller_has_no_freed(tmp_path: Path) 
     t.count_churn({"unified": listing({"/": 1, "/a": 10})}, 99, at(0))
     got = t.count_churn({"unified": listing({"/": 1, "/a": 10 + S})}, 99, at(1))
     assert got == [HierarchyChurn("unified", at(0), 1, 1, None, True)]
+
+
+def test_through_the_collector_a_new_boot_starts_a_new_baseline(tmp_path: Path) -> None:
+    import shutil
+
+    from app.collector.scrape import Collector, CollectorOptions
+    from tests.conftest import ERAS
+    root = tmp_path / "tree"
+    shutil.copytree(ERAS / "pre-5.3-v1-memcg-sysfs", root, symlinks=True)
+    c = Collector(CollectorOptions(proc_root=str(root / "proc"), sys_root=str(root / "sys")))
+    first = c.collect()
+    assert first.churn == ()
+    shutil.rmtree(root / "sys/fs/cgroup/memory/system.slice/cron.service")
+    second = c.collect()
+    # one removed, none made; /proc/cgroups did not move: the removed one is not freed.
+    # The tree's cgroup2 hierarchy (hybrid) runs no memory controller: freed unknown.
+    assert second.churn == (HierarchyChurn("unified", first.taken_at, 0, 0, None, True),
+                            HierarchyChurn("memory", first.taken_at, 0, 1, 0, True))
+    (root / "proc/sys/kernel/random/boot_id").write_text("another-boot\n")
+    rebooted = c.collect()
+    assert rebooted.churn == ()  # ids of another boot: no count across it
+    assert [x for x in c.collect().churn if x.hierarchy == "memory"] == [
+        HierarchyChurn("memory", rebooted.taken_at, 0, 0, 0, True)]
