@@ -116,3 +116,19 @@ def test_counted_churn_beside_removals_seen(client: TestClient) -> None:
     totals = totals[:totals.index("</p>")]
     assert "the other 36 lived less than one tick" in totals  # 30 + 3 + 3 never listed
     assert "(50 more seen where churn was not counted)" in totals
+
+
+def test_the_api_serves_counted_churn(client: TestClient) -> None:
+    d = client.get("/api/v1/hosts/pins-host/churn?range=24h").json()
+    assert d["hierarchy"] == "memory" and d["totals"]["created"] == JOBS + 46
+    counted = [b for b in d["buckets"] if b["created"] is not None]
+    assert [(b["created"], b["removed"], b["freed"], b["exact"]) for b in counted] == [
+        (JOBS + 40, JOBS + OTHER + 30, 5, True), (3, 3, 10, False), (3, 3, 15, True)]
+    csv = client.get("/api/v1/hosts/pins-host/churn?range=24h&format=csv").text.splitlines()
+    assert csv[0] == "at,created,removed,freed,seen,exact" and len(csv) == 1 + 4
+    assert client.get("/api/v1/hosts/nope/churn").status_code == 404
+    r = client.get("/api/v1/hosts/pins-host/churn?range=9y")
+    assert r.status_code == 422
+    r = client.get("/api/v1/hosts/pins-host/churn", params={
+        "since": "2026-11-30T12:00:00+00:00", "until": "2026-11-30T11:00:00+00:00"})
+    assert r.status_code == 422

@@ -10,9 +10,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from app.api.csvout import csv_response
+from app.db import churnview, views
 from app.db import models as m
 from app.db import queries as q
-from app.db import views
 from app.deps import SessionDep, SettingsDep, When
 from app.domain.cost import memcg_cost
 from app.domain.timerange import RangeError, resolve
@@ -21,6 +21,8 @@ from app.schemas.api import (
     CSV_RESPONSE,
     CachePage,
     CgroupPage,
+    ChurnBucketOut,
+    ChurnOut,
     HostOut,
     HostPage,
     RemovedPage,
@@ -172,3 +174,27 @@ def host_removed(host: str, session: SessionDep, since: When = None, until: When
     if format == "csv":
         return csv_response(items, f"{host}-removed")
     return RemovedPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/hosts/{host}/churn", response_model=ChurnOut,
+            responses={**NOT_FOUND, **CSV_RESPONSE})
+def host_churn(host: str, session: SessionDep, since: When = None, until: When = None,
+               range: Annotated[str | None, Query(description="1h, 24h, 7d or 30d")] = None,
+               format: Fmt = "json") -> ChurnOut | Response:
+    """Cgroups made and removed per bucket, counted from the kernel's cgroup ids and
+    /proc/cgroups (cgroups that lived less than a tick included), beside the removals the
+    listing saw."""
+    h = get_host(session, host)
+    try:
+        tr = resolve(range, since, until, h.last_seen_at)
+    except RangeError as err:
+        raise HTTPException(422, str(err)) from err
+    v = churnview.churn_view(session, h, tr.since, tr.until)
+    buckets = [ChurnBucketOut(at=t, created=c, removed=r, freed=f, seen=n, exact=e)
+               for t, c, r, f, n, e in zip(v.times, v.created, v.removed, v.freed, v.seen,
+                                           v.exact, strict=True)]
+    if format == "csv":
+        return csv_response([b.model_dump() for b in buckets], f"{host}-churn",
+                            list(ChurnBucketOut.model_fields))
+    return ChurnOut(hierarchy=v.hierarchy, width_seconds=v.width_seconds, totals=v.totals(),
+                    buckets=buckets)
