@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -117,16 +118,25 @@ def above_of(pins: PinsView) -> dict[tuple[str, str], Above]:
     if rt is None:
         return {}
     reparented = REPARENTED.get(pins.era, frozenset())
-    held = {k: rt.held(k) for k in rt.kinds if k not in reparented}
+    held: dict[str, list[int]] = {}
+    for k in rt.kinds:
+        if k in reparented:
+            continue
+        arr = rt.held(k)
+        est = rt.estimated.get(k)
+        if est is not None:  # an estimate may be the cgroup's own charge: not evidence
+            arr = np.where(est, 0, arr)
+        if arr.any():
+            held[k] = arr.tolist()
+    dying = rt.dying.tolist()  # lists: a 10,000-row frame in milliseconds
     out: dict[tuple[str, str], Above] = {}
     for i, (h, p) in enumerate(zip(rt.table.hierarchies, rt.table.paths, strict=True)):
         pinning: dict[str, int] = {}
         for k, v in held.items():
-            est = rt.estimated.get(k)
-            if v[i] > 0 and (est is None or not est[i]):  # an estimate may be its own
+            if v[i] > 0:
                 cat = CATEGORY[k]
-                pinning[cat] = pinning.get(cat, 0) + int(v[i])
-        d = int(rt.dying[i])
+                pinning[cat] = pinning.get(cat, 0) + v[i]
+        d = dying[i]
         out[(h, p)] = Above(p, pinning, None if d < 0 else d)
     return out
 
