@@ -225,3 +225,13 @@ def evidence(session: Session, host: m.Host, pins: PinsView | None = None,
     if pins is None:
         pins = latest_pins(session, host, until)
     return Evidence(host.era, above_of(pins), freed_before(session, host.id))
+
+
+def with_removal_counts(pins_json: dict[str, object], groups: GroupsView) -> dict[str, object]:
+    """The pins twin with, per top subtree, the removals below it that may still be dying
+    (`removed_below`): v1's dying count per subtree, which the kernel does not give."""
+    top = pins_json.get("top")
+    if isinstance(top, list):
+        for t in top:
+            t["removed_below"] = groups.under.get((t["hierarchy"], t["path"]), 0)
+    return pins_json

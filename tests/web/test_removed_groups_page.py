@@ -97,6 +97,8 @@ def test_thousands_of_removals_are_grouped_and_filtered(client: TestClient) -> N
     assert "/jobs/job-*" in table and f">{2.0:.1f}k<" in table.replace(" ", "")
     assert "freed shortly after removal" not in html
     # v1 counts no dying memcgs per subtree: the removal records under /jobs bound it
+    [top] = d["pins_json"]["top"]
+    assert (top["path"], top["dying"], top["removed_below"]) == ("/jobs", None, JOBS)
     top = html[html.index('id="top-subtrees"'):]
     assert "≤2.0k" in top[:top.index("</table>")]
 
