@@ -5,6 +5,10 @@ and removed cgroups. A new cgroup is read the tick it appears and reported whole
 (every `cgroup_walk_interval_seconds`) reads every live cgroup into the compact copy
 (`cgstate`); series and full tables are built from that copy, never from a dict per cgroup.
 A removed cgroup carries the memory.stat of the last read that saw it.
+
+Every tick also counts churn from the listing (`count_churn`): the newest directory id, the
+visible count and /proc/cgroups num_cgroups, against the previous tick's (app/domain/churn.py),
+so cgroups made and removed between two ticks are counted though never listed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from app.collector.cgstate import Entry, HierarchyState, Listing, listing
@@ -26,7 +31,27 @@ from app.domain.cgtable import (
     CgroupTable,
     stat_columns,
 )
-from app.domain.samples import CgroupKmemSlabinfo, CgroupSample, RemovedCgroup, SlabinfoRow
+from app.domain.churn import Listing as ChurnListing
+from app.domain.churn import churn, stride_of
+from app.domain.samples import (
+    CgroupKmemSlabinfo,
+    CgroupSample,
+    HierarchyChurn,
+    RemovedCgroup,
+    SlabinfoRow,
+)
+
+STRIDE_TRIES = 3  # leaves tried when the newest ones go while their files are counted
+
+
+@dataclass(slots=True)
+class _ChurnCounter:
+    """One hierarchy's churn state across ticks of one boot."""
+
+    newest: int = 0  # the largest directory id listed in this boot (ids only grow)
+    before: ChurnListing | None = None  # the last listing churn was counted from
+    since: datetime | None = None  # its time
+    stride: int | None = None  # ids a new cgroup takes, measured from a leaf
 
 
 class CgroupTracker:
@@ -42,6 +67,7 @@ class CgroupTracker:
         self.listed_at: datetime | None = None  # the previous listing (a tick or a seed)
         # memory.kmem.slabinfo read this tick (a new cgroup's, again for the series): once.
         self._slab_read: dict[tuple[str, str], tuple[SlabinfoRow, ...] | None] = {}
+        self._churn = {s.kind: _ChurnCounter() for s in self.states}
 
     def use_kmem_slabinfo(self, era_fills_it: bool) -> None:
         """Read v1 memory.kmem.slabinfo: it lists caches only on <= 5.8 (empty since 5.9)."""
@@ -132,6 +158,66 @@ class CgroupTracker:
                         hs.read(rel, taken_at, errors)
         self.listed_at = taken_at
         return new, removed
+
+    # -- counted churn ----------------------------------------------------------------
+    def count_churn(self, listings: dict[str, Listing], num_cgroups: int | None,
+                    taken_at: datetime) -> list[HierarchyChurn]:
+        """Cgroups made, removed and freed in each hierarchy since the previous tick.
+
+        `num_cgroups` is /proc/cgroups' memory count, read consistently with `listings`; it
+        counts the memcgs of the hierarchy that runs the memory controller only. The first
+        listing of a tracker (a new boot, a restarted collector) only sets the baseline: no
+        churn. While no leaf exists to measure the stride from, the baseline stays, and the
+        next counted interval spans the ticks in between (nothing is lost). A wrap or a
+        reboot the ids show (app.domain.churn.churn gives None) counts nothing and resets
+        the baseline.
+        """
+        out: list[HierarchyChurn] = []
+        for hs in self.states:
+            listed = listings.get(hs.kind)
+            if listed is None or not listed.paths:
+                continue
+            c = self._churn[hs.kind]
+            c.newest = max(c.newest, max(listed.inodes))
+            memcgs = hs.v1 or hs.h.memory_controller
+            now = ChurnListing(c.newest, len(listed.paths), num_cgroups if memcgs else None)
+            if c.before is None or c.since is None:
+                c.before, c.since = now, taken_at
+                continue
+            if c.stride is None:
+                c.stride = self._stride(hs, listed)
+                if c.stride is None:
+                    continue  # no leaf to measure yet: keep the baseline
+            got = churn(c.before, now, c.stride)
+            if got is not None and not got.exact:
+                # Another file count (cgroup2: controllers enabled since), or ids taken by
+                # files alone: measure again, and keep the new stride if it counts whole.
+                stride = self._stride(hs, listed)
+                if stride is not None and stride != c.stride:
+                    again = churn(c.before, now, stride)
+                    if again is not None and again.exact:
+                        got, c.stride = again, stride
+            if got is not None:
+                out.append(HierarchyChurn(hs.kind, c.since, got.created, got.removed,
+                                          got.freed, got.exact))
+            c.before, c.since = now, taken_at
+        return out
+
+    @staticmethod
+    def _stride(hs: HierarchyState, listed: Listing) -> int | None:
+        """Ids one new cgroup of this hierarchy takes: 1 + the control files of its newest
+        cgroups (the newest is what is being made now; the root has fewer files)."""
+        order = sorted(range(1, len(listed.paths)), key=lambda i: listed.inodes[i],
+                       reverse=True)
+        for i in order[:STRIDE_TRIES]:
+            try:
+                with os.scandir(hs.dir_of(listed.paths[i])) as it:
+                    files = sum(1 for e in it if not e.is_dir(follow_symlinks=False))
+            except OSError:
+                continue  # removed meanwhile: the next newest
+            if files:
+                return stride_of(files)
+        return None
 
     def _removals(self, hs: HierarchyState, taken_at: datetime,
                   errors: list[CollectorError]) -> list[RemovedCgroup]:

@@ -243,7 +243,7 @@ class Collector:
                 except CollectorError as err:
                     errs.append(("memcg_slabinfo", err))
 
-        memcg, proc_rows, dirs = self._cgroups(state, errs)
+        memcg, proc_rows, dirs, consistent = self._cgroups(state, errs)
         tracker = self._tracker(state)
         tracker.use_kmem_slabinfo(era is None or era.kmem_slabinfo_filled)
         series_due = self.series.due(now)
@@ -253,6 +253,10 @@ class Collector:
         if series_due or full_due:
             self.walk.next_at = now + self.walk.interval
         new, removed = tracker.tick(dirs, taken_at, walk_due, scratch)
+        # num_cgroups only when it held still around the listing: else freed is unknown.
+        row = dying.memory_row(proc_rows)
+        churn = tracker.count_churn(dirs, row.num_cgroups if row and consistent else None,
+                                    taken_at)
         if memcg is None:  # cgroup2: the root's cgroup.stat, read by the walk if it ran
             memcg = dying.count_v2(tracker.root_cgroup_stat("unified", taken_at, scratch),
                                    len(dirs["unified"].paths))
@@ -298,6 +302,7 @@ class Collector:
                 SourceError(s, hostsrc.wire_text(e.path, 4 * 4096),
                             hostsrc.wire_text(e.message, 65_536)) for s, e in errs)),
             host_full=self.host_full.due(now),
+            churn=tuple(churn),
         )
 
     def _host(self, state: _BootState, errs: list[tuple[str, CollectorError]]) -> HostIdentity:
@@ -362,9 +367,9 @@ class Collector:
 
     def _cgroups(
         self, state: _BootState, errs: list[tuple[str, CollectorError]]
-    ) -> tuple[MemcgCount | None, list[ProcCgroupsRow], dict[str, Listing]]:
+    ) -> tuple[MemcgCount | None, list[ProcCgroupsRow], dict[str, Listing], bool]:
         """The memcg count (None: cgroup2's, from the root's cgroup.stat after the tick),
-        /proc/cgroups, and a listing consistent with it."""
+        /proc/cgroups, a listing, and whether the memory count held still around it."""
         o = self.options
         tracker = self._tracker(state)
         by_kind = {h.kind: h for h in state.hierarchies}
@@ -372,6 +377,7 @@ class Collector:
         v2 = by_kind.get("unified")
         proc_rows: list[ProcCgroupsRow] = []
         dirs: dict[str, Listing] = {}
+        consistent = False
         # /proc/cgroups, the listing, /proc/cgroups again: other processes create and remove
         # cgroups all the time, so accept the listing only when the count did not move.
         for _ in range(CONSISTENT_TRIES):
@@ -387,6 +393,7 @@ class Collector:
                 proc_rows = before
             a, b = dying.memory_row(before), dying.memory_row(proc_rows)
             if (a.num_cgroups if a else None) == (b.num_cgroups if b else None):
+                consistent = True
                 break
         row = dying.memory_row(proc_rows)
         memcg: MemcgCount | None
@@ -402,7 +409,7 @@ class Collector:
         else:
             memcg = dying.unavailable("no v1 memory hierarchy and no cgroup2 with the memory "
                                       "controller is mounted")
-        return memcg, proc_rows, dirs
+        return memcg, proc_rows, dirs, consistent
 
 
 LINE_ERRORS_MAX = 5  # a file's bad lines reported one by one, then counted

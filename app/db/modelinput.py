@@ -22,7 +22,7 @@ from app.db import models as m
 from app.db.base import valid_u64
 from app.db.queries import MAX_POINTS, epoch_seconds
 from app.domain.eras import UnknownRelease, parse_release
-from app.domain.history import HostHistory, RemovalBucket
+from app.domain.history import ChurnBucket, HostHistory, RemovalBucket
 
 HOUR = 3600
 Buckets = dict[int, list[float]]
@@ -180,6 +180,54 @@ def removals(session: Session, host_id: int, since: datetime, until: datetime,
     return [(k, [0 if math.isnan(x) else int(x) for x in v]) for k, v in sorted(acc.items())]
 
 
+CHURN_SUMS = ("intervals_total", "inexact_total", "created_total", "removed_total",
+              "freed_total", "freed_intervals_total")
+
+
+def memcg_hierarchy(host: m.Host) -> str:
+    """The hierarchy whose cgroups hold the host's memcgs: cgroup2 alone, else v1 memory."""
+    return "unified" if host.cgroup_layout == "v2" else "memory"
+
+
+def churn(session: Session, host_id: int, hierarchy: str, since: datetime, until: datetime,
+          width: int) -> list[tuple[int, list[int]]]:
+    """Counted churn per bucket (numbered as in dying_live), each interval in the bucket it
+    ends in: CHURN_SUMS in order, from churn_hourly where rolled up, else cgroup_churn."""
+    kh, c = m.ChurnHourly, m.CgroupChurn
+    acc: Buckets = {}
+    sums = ("sum",) * len(CHURN_SUMS)
+    span = _rolled_span(session, kh.hour_at, [kh.host_id == host_id,
+                                              kh.hierarchy == hierarchy], since, until)
+    if span is not None:
+        b = func.floor(epoch_seconds(kh.hour_at) / width)
+        _merge(acc, session.execute(
+            select(b, *[func.sum(getattr(kh, k)) for k in CHURN_SUMS])
+            .where(kh.host_id == host_id, kh.hierarchy == hierarchy, kh.hour_at >= span[0],
+                   kh.hour_at < span[1]).group_by(b)).all(), sums)
+    b = func.floor(epoch_seconds(c.taken_at) / width)
+    known = c.freed_total.is_not(None)
+    for lo, hi, incl in _raw_ranges(span, since, until):
+        upper = c.taken_at <= hi if incl else c.taken_at < hi
+        _merge(acc, session.execute(
+            select(b, func.count(), func.sum(case((c.exact, 0), else_=1)),
+                   func.sum(c.created_total), func.sum(c.removed_total),
+                   func.sum(func.coalesce(c.freed_total, 0)),
+                   func.sum(case((known, 1), else_=0)))
+            .where(c.host_id == host_id, c.hierarchy == hierarchy, c.taken_at >= lo, upper)
+            .group_by(b)).all(), sums)
+    return [(k, [0 if math.isnan(x) else int(x) for x in v]) for k, v in sorted(acc.items())]
+
+
+def churn_buckets(rows: list[tuple[int, list[int]]], width: int, t0: float
+                  ) -> list[ChurnBucket]:
+    """churn() rows as the model's buckets: freed only where every interval knew it."""
+    out = []
+    for k, (n, inexact, created, removed, freed, freed_n) in rows:
+        out.append(ChurnBucket(max(0.0, k * width - t0), created, removed,
+                               freed if freed_n == n else None, inexact == 0))
+    return out
+
+
 def host_history(session: Session, host: m.Host, since: datetime,
                  until: datetime) -> HostHistory | None:
     """The model's input over [since, until]: series and removals in the same buckets."""
@@ -189,12 +237,13 @@ def host_history(session: Session, host: m.Host, since: datetime,
         return None
     t0 = max(since.timestamp(), pts[0][0] * width)  # the first bucket may start earlier
     got = removals(session, host.id, since, until, width)
+    counted = churn(session, host.id, memcg_hierarchy(host), since, until, width)
     return HostHistory(
         host.name, host.era, host.possible_cpus_total, host.numa_nodes_total,
         datetime.fromtimestamp(t0, UTC), [max(0.0, k * width - t0) for k, _, _ in pts],
         [d for _, d, _ in pts], [lv or 0.0 for _, _, lv in pts],
         [RemovalBucket(max(0.0, k * width - t0), *v) for k, v in got],
-        kernel=_kernel(host.kernel_release))
+        churn_buckets(counted, width, t0), kernel=_kernel(host.kernel_release))
 
 
 def _kernel(release: str) -> tuple[int, int] | None:

@@ -373,3 +373,41 @@ class RemovedHourly(Base):
     shmem_bytes_sum: Mapped[float] = mapped_column(SumFloat)
     slab_bytes_sum: Mapped[float] = mapped_column(SumFloat)
     kernel_stack_bytes_sum: Mapped[float] = mapped_column(SumFloat)
+
+
+class CgroupChurn(Base):
+    """Counted churn of one hierarchy at one scrape: cgroups made, removed and freed since
+    `since_at` (the previous counted listing), from kernfs ids and /proc/cgroups
+    (app/domain/churn.py), cgroups that lived less than a tick included."""
+
+    __tablename__ = "cgroup_churn"
+    __table_args__ = (Index("ix_cgroup_churn_host_id_taken_at", "host_id", "taken_at"),)
+    # SQLite: (scrape, hierarchy). PostgreSQL: the key also holds taken_at, the partition
+    # key (app/db/partitions.py), and there is no foreign key to scrape.
+    scrape_id: Mapped[int] = mapped_column(BigInt, ForeignKey("scrape.id", ondelete="CASCADE"),
+                                           primary_key=True, autoincrement=False)
+    hierarchy: Mapped[str] = mapped_column(String(16), primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    since_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_total: Mapped[int] = mapped_column(Integer)
+    removed_total: Mapped[int] = mapped_column(Integer)
+    freed_total: Mapped[int | None] = mapped_column(Integer)
+    exact: Mapped[bool] = mapped_column(Boolean)
+
+
+class ChurnHourly(Base):
+    """Hourly rollup of counted churn per hierarchy (intervals by the hour they end in):
+    sums and counts, so buckets combine exactly after the raw rows are dropped."""
+
+    __tablename__ = "churn_hourly"
+    host_id: Mapped[int] = mapped_column(ForeignKey("host.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    hierarchy: Mapped[str] = mapped_column(String(16), primary_key=True)
+    hour_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    intervals_total: Mapped[int] = mapped_column(Integer)
+    inexact_total: Mapped[int] = mapped_column(Integer)  # intervals not counted whole
+    created_total: Mapped[int] = mapped_column(SmallBig)
+    removed_total: Mapped[int] = mapped_column(SmallBig)
+    freed_total: Mapped[int] = mapped_column(SmallBig)  # over the intervals that knew it
+    freed_intervals_total: Mapped[int] = mapped_column(Integer)

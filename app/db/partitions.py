@@ -85,6 +85,7 @@ TABLES: tuple[Partitioned, ...] = (
     Partitioned("memcg_cache_sample", "taken_day"),
     Partitioned("memcg_slabinfo_sample", "taken_day"),
     Partitioned("cgroup_frame", "taken_at"),
+    Partitioned("cgroup_churn", "taken_at"),  # 0011
 )
 PARENTS = frozenset(t.table for t in TABLES)
 SCRAPE_UNIQUE = "uq_scrape_host_id_snapshot_id"  # the push idempotency key

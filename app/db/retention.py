@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Table, cast, delete, func, insert, select, text, update
+from sqlalchemy import Float, Table, case, cast, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db import models as m
@@ -154,6 +154,28 @@ def _scrape_rows(session: Session, host: int, frm: datetime, upto: datetime
     return out
 
 
+_CHURN_SUMS = ("intervals_total", "inexact_total", "created_total", "removed_total",
+               "freed_total", "freed_intervals_total")
+
+
+def _churn_rows(session: Session, host: int, frm: datetime, upto: datetime
+                ) -> dict[tuple[str, int], dict[str, Any]]:
+    """Per (hierarchy, hour) sums of the host's counted churn in [frm, upto), each interval
+    in the hour it ends in."""
+    c = m.CgroupChurn
+    h = func.floor(epoch_seconds(c.taken_at) / HOUR)
+    known = c.freed_total.is_not(None)
+    return {(r[0], int(r[1])): {
+        "host_id": host, "hierarchy": r[0], "hour_at": _at(int(r[1])),
+        **{k: int(v or 0) for k, v in zip(_CHURN_SUMS, r[2:], strict=True)}}
+        for r in session.execute(
+            select(c.hierarchy, h, func.count(), func.sum(case((c.exact, 0), else_=1)),
+                   func.sum(c.created_total), func.sum(c.removed_total),
+                   func.sum(c.freed_total), func.sum(case((known, 1), else_=0)))
+            .where(c.host_id == host, c.taken_at >= frm, c.taken_at < upto)
+            .group_by(c.hierarchy, h)).all()}
+
+
 FIVE_MINUTES = 300
 
 
@@ -185,7 +207,9 @@ def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
     frm, upto = _at(first), _at(last + 1)
     srows = _scrape_rows(session, host, frm, upto)
     crows, fives = _slab_rows(session, host, frm, upto)
+    churn = _churn_rows(session, host, frm, upto)
     sh, ch = Base.metadata.tables["scrape_hourly"], Base.metadata.tables["slab_hourly"]
+    kh = Base.metadata.tables["churn_hourly"]
     c5 = Base.metadata.tables["slab_5min"]
     host_caches = select(m.SlabCache.id).where(m.SlabCache.host_id == host)
     if add:
@@ -200,12 +224,21 @@ def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
                 _add(old, crows[key], _SLAB_SUMS, "samples_total")
             else:
                 crows[key] = old
+        for old in _rows(session, kh, kh.c.host_id == host, kh.c.hour_at.in_(hours)):
+            key2 = (old["hierarchy"], _hour_of(old["hour_at"]))
+            if key2 in churn:
+                for k in _CHURN_SUMS:
+                    churn[key2][k] += old[k]
+            else:
+                churn[key2] = old
     session.execute(delete(sh).where(sh.c.host_id == host, sh.c.hour_at >= frm,
                                      sh.c.hour_at < upto))
     session.execute(delete(ch).where(ch.c.cache_id.in_(host_caches), ch.c.hour_at >= frm,
                                      ch.c.hour_at < upto))
     session.execute(delete(c5).where(c5.c.cache_id.in_(host_caches), c5.c.bucket_at >= frm,
                                      c5.c.bucket_at < upto))
+    session.execute(delete(kh).where(kh.c.host_id == host, kh.c.hour_at >= frm,
+                                     kh.c.hour_at < upto))
     # A final hour's raw frames are gone, and so are its 5-minute rows: late rows fold into
     # the hourly rollup only.
     fives = {k: r for k, r in fives.items() if k[1] * FIVE_MINUTES // HOUR not in add}
@@ -215,6 +248,8 @@ def _roll_run(session: Session, host: int, first: int, last: int, add: set[int]
         session.execute(insert(ch), list(crows.values()))
     if fives:
         session.execute(insert(c5), list(fives.values()))
+    if churn:
+        session.execute(insert(kh), list(churn.values()))
     for a in add:  # late rows of a final hour are counted now, so they go now
         _delete_scrapes(session, list(session.scalars(select(m.Scrape.id).where(
             m.Scrape.host_id == host, m.Scrape.taken_at >= _at(a),

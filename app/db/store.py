@@ -107,7 +107,18 @@ def write_snapshot(session: Session, snap: Snapshot, *, snapshot_id: str | None 
     _write_frames(session, host_id, sid, snap, cg)
     _write_kmem(session, sid, snap, cg)
     _write_memcg(session, sid, snap)
+    _write_churn(session, host_id, sid, snap)
     return sid
+
+
+def _write_churn(session: Session, host_id: int, sid: int, snap: Snapshot) -> None:
+    """Counted churn per hierarchy (the wire bounds every count to 32 bits)."""
+    if snap.churn:
+        session.execute(insert(_table(m.CgroupChurn)), [
+            {"scrape_id": sid, "hierarchy": c.hierarchy, "host_id": host_id,
+             "taken_at": snap.taken_at, "since_at": c.since, "created_total": c.created,
+             "removed_total": c.removed, "freed_total": c.freed, "exact": c.exact}
+            for c in snap.churn])
 
 
 def _write_scrape(session: Session, host_id: int, snap: Snapshot,

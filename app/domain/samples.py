@@ -187,6 +187,20 @@ class MemcgCount:
 
 
 @dataclass(frozen=True, slots=True)
+class HierarchyChurn:
+    """Cgroups made, removed and freed in one hierarchy since the previous counted listing,
+    from the kernel's own numbers (app/domain/churn.py): cgroups that lived less than a tick
+    included. `since` is that listing's time (one tick earlier, as a rule)."""
+
+    hierarchy: str  # "memory" (v1) or "unified" (cgroup2)
+    since: datetime
+    created: int
+    removed: int
+    freed: int | None  # None: /proc/cgroups does not count this hierarchy's memcgs
+    exact: bool  # False: ids moved by other than whole cgroups (app/domain/churn.py)
+
+
+@dataclass(frozen=True, slots=True)
 class SourceError:
     """One source that could not be read or parsed in a scrape."""
 
@@ -238,3 +252,6 @@ class Snapshot:
     # Whole /proc/meminfo and /proc/vmstat are stored only when due (the host figures that
     # pages read are columns of every scrape); False: meminfo/vmstat carry only what is kept.
     host_full: bool = True
+    # Counted churn per hierarchy since the previous tick (empty: the first tick of a boot
+    # or of a restarted collector, a wrap, or a collector that did not count it).
+    churn: tuple[HierarchyChurn, ...] = ()

@@ -160,6 +160,9 @@ def snapshot_to_dict(s: Snapshot, *, tables: bool = True) -> dict[str, Any]:
             for r in s.removed
         ],
         "errors": [{"source": e.source, "path": e.path, "message": e.message} for e in s.errors],
+        "churn": [{"hierarchy": c.hierarchy, "since": c.since.isoformat(),
+                   "created": c.created, "removed": c.removed, "freed": c.freed,
+                   "exact": c.exact} for c in s.churn],
     }
     if tables:
         d["series"] = _table(s.series)

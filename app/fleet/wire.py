@@ -60,6 +60,7 @@ from app.domain.samples import (
     Cache,
     CgroupKmemSlabinfo,
     CgroupSample,
+    HierarchyChurn,
     HostIdentity,
     MemcgChildCache,
     MemcgCount,
@@ -281,6 +282,22 @@ class WireRemoved(_Strict):
     stat_read_at: Timestamp | None = None
 
 
+class WireChurn(_Strict):
+    """Cgroups made, removed and freed in one hierarchy since `since` (the previous counted
+    listing), counted from kernfs ids and /proc/cgroups (app/domain/churn.py).
+
+    A kernfs id is below 2^31 and a new cgroup takes at least two (its directory and a
+    file), so no interval makes or removes 2^31 cgroups: Int32 bounds every count.
+    """
+
+    hierarchy: Hierarchy
+    since: Timestamp
+    created: Int32
+    removed: Int32
+    freed: Int32 | None
+    exact: StrictBool
+
+
 class WireError(_Strict):
     """A source that could not be read or parsed."""
 
@@ -325,6 +342,20 @@ class SnapshotV2(_SnapshotBase):
     kmem_slabinfo: Annotated[list[WireKmemSlabinfo], Field(max_length=MAX_CGROUPS)]
     series: WireTable | None
     full: WireTable | None
+    # Optional: collectors before counted churn do not send it.
+    churn: Annotated[list[WireChurn], Field(max_length=2)] = Field(
+        default_factory=list, description="counted churn per hierarchy since the last tick")
+
+    @model_validator(mode="after")
+    def _churn_ok(self) -> SnapshotV2:
+        kinds = [c.hierarchy for c in self.churn]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"churn: one entry per hierarchy, got {kinds}")
+        for c in self.churn:
+            if c.since > self.taken_at:
+                raise ValueError(f"churn of {c.hierarchy}: since {c.since.isoformat()} is "
+                                 f"after taken_at {self.taken_at.isoformat()}")
+        return self
 
 
 class SnapshotV1(_SnapshotBase):
@@ -451,12 +482,15 @@ def to_snapshot(m: SnapshotV2 | SnapshotV1) -> Snapshot:
         kmem_rows = tuple(CgroupKmemSlabinfo(c.hierarchy, c.path, c.kmem_slabinfo)
                           for c in new if c.kmem_slabinfo)
         host_full = True
+        churn: tuple[HierarchyChurn, ...] = ()
     else:
         new = tuple(_cgroup(c) for c in m.new_cgroups)
         series, full = _table(m.series), _table(m.full)
         kmem_rows = tuple(CgroupKmemSlabinfo(k.hierarchy, k.path, tuple(_row(r) for r in k.rows))
                           for k in m.kmem_slabinfo)
         host_full = m.host_full
+        churn = tuple(HierarchyChurn(c.hierarchy, c.since, c.created, c.removed, c.freed,
+                                     c.exact) for c in m.churn)
     h, mc = m.host, m.memcg
     return Snapshot(
         taken_at=m.taken_at,
@@ -488,6 +522,7 @@ def to_snapshot(m: SnapshotV2 | SnapshotV1) -> Snapshot:
             r.last_memory_usage_bytes, r.stat_read_at) for r in m.removed),
         errors=tuple(SourceError(e.source, e.path, e.message) for e in m.errors),
         host_full=host_full,
+        churn=churn,
     )
 
 

@@ -118,6 +118,27 @@ class RemovedPage(BaseModel):
     offset: int
 
 
+class ChurnBucketOut(BaseModel):
+    """Cgroups made, removed and freed in one bucket, counted by the kernel (None: not
+    counted then), and the removals the collector's listing saw."""
+
+    at: datetime
+    created: int | None
+    removed: int | None
+    freed: int | None
+    seen: int
+    exact: bool
+
+
+class ChurnOut(BaseModel):
+    """Counted churn of a host's memcg hierarchy over a range, bucketed."""
+
+    hierarchy: str
+    width_seconds: int
+    totals: dict[str, int]
+    buckets: list[ChurnBucketOut]
+
+
 class AlertsOut(BaseModel):
     """Every alert that fires now, the rules, and whether a webhook is set."""
 
@@ -219,6 +240,9 @@ class EraProjection(BaseModel):
     # within the projection.
     enospc_seconds: float | None
     enospc_at: datetime | None
+    # Whether this era's dying memcgs hold memcg IDs (kernels before 4.8: 73f576c04b94
+    # recycles the ID at offline since): only then are they capped at the ID limit.
+    dying_hold_ids: bool
 
 
 class ProjectionOut(BaseModel):

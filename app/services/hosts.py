@@ -17,10 +17,11 @@ from app.db import modelinput as mi
 from app.db import models as m
 from app.db import queries as q
 from app.db.frames import memory_figures
-from app.domain import derive, tree
+from app.domain import tree
 from app.domain.cost import memcg_cost
 from app.domain.growth import Growth, days_to_limit, growth
 from app.domain.history import CacheState, CgroupState, HostHistory, HostState, MemcgCacheState
+from app.domain.removedgroups import Removal
 from app.domain.views import (
     CacheView,
     CgroupView,
@@ -30,6 +31,7 @@ from app.domain.views import (
     SeriesView,
     SourceStatus,
 )
+from app.services import churnview
 from app.services.errors import NotFound
 
 MIN_HISTORY = timedelta(hours=1)  # the default of Settings.growth_min_history_seconds
@@ -216,15 +218,21 @@ def cgroups(session: Session, host_id: int,
 
 
 def removed(session: Session, host: m.Host, since: datetime | None, until: datetime | None,
-            limit: int, offset: int) -> tuple[list[RemovedView], int]:
+            limit: int, offset: int, ev: churnview.Evidence | None = None
+            ) -> tuple[list[RemovedView], int]:
     """Removed cgroups, newest first, with what most likely pins each."""
     rows, total = q.removed(session, host.id, since, until, limit, offset)
+    # Labels weigh the last sample against the residual and dying counts above it (a
+    # stale sample must not say "freed" where the kernel's counts say otherwise).
+    if ev is None and rows:
+        ev = churnview.evidence(session, host, until=until)
     return [RemovedView(r.hierarchy, r.path, r.last_seen_at, r.removed_at,
                         r.last_memory_usage_bytes, r.file_bytes, r.shmem_bytes, r.slab_bytes,
                         r.kernel_stack_bytes,
-                        derive.likely_pin(host.era, _valid(r.file_bytes),
-                                          _valid(r.shmem_bytes), _valid(r.slab_bytes),
-                                          _valid(r.kernel_stack_bytes))) for r in rows], total
+                        ev.label(Removal(r.hierarchy, r.path, r.removed_at, r.file_bytes,
+                                         r.shmem_bytes, r.slab_bytes, r.kernel_stack_bytes,
+                                         r.stat_read_at)) if ev is not None else "")
+            for r in rows], total
 
 
 def utcnow() -> datetime:

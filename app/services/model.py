@@ -20,7 +20,8 @@ from app.schemas.simulation import SimulationIn
 from app.services import hosts
 from app.services.errors import Invalid, NoScrape, NotFound, TooLittleHistory
 from app.simulation import calibrate
-from app.simulation.engine import Work
+from app.simulation.engine import Work, dying_hold_ids
+from app.simulation.eras import ERAS
 from app.simulation.refcounts import RefcountView, refcounts
 from app.simulation.scenarios import PRESETS
 from app.simulation.workload import (
@@ -177,7 +178,8 @@ def projection_json(hp: HostProjection) -> dict[str, Any]:
                            "zombie_caches": v.zombie_caches,
                            "leftover_slab_bytes": v.leftover_slab_bytes,
                            "enospc_seconds": v.enospc_seconds,
-                           "enospc_at": at(v.enospc_seconds)}
+                           "enospc_at": at(v.enospc_seconds),
+                           "dying_hold_ids": dying_hold_ids(ERAS[k], p.fit.workload.kernel)}
                        for k, v in p.result.eras.items()},
     }
 

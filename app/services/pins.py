@@ -52,6 +52,7 @@ class PinsView:
     top: list[Breakdown] = field(default_factory=list)
     at: datetime | None = None  # the frame `top` comes from
     frames: int = 0  # series frames in the range (before thinning)
+    last: ResidualTable | None = None  # the residuals of the frame `top` comes from
 
 
 def _table(model: type[Base]) -> Table:
@@ -123,6 +124,7 @@ def pins(session: Session, host: m.Host, since: datetime, until: datetime) -> Pi
                   key=lambda k: (not k[1], not k[2], -max(t.get(k, 0) for t in totals)))
     view.series.extend(PinSeries(c, p, meas, [t.get((c, p, meas), 0) for t in totals])
                        for c, p, meas in keys)
+    view.last = last
     if last is not None:
         recs = [r for i in range(len(last.table)) if (r := record(last, i)) is not None]
         view.top.extend(top_leaking(recs, era, TOP))

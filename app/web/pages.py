@@ -15,6 +15,7 @@ from app.db import queries as q
 from app.deps import SessionDep, SettingsDep, When, rules_of
 from app.domain.alerts import evaluate
 from app.domain.timerange import PRESETS, RangeError, TimeRange, resolve
+from app.services import churnview
 from app.services import hosts as views
 from app.services import pins as pinsview
 from app.web import charts
@@ -94,11 +95,20 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
         "What holds the dying memcgs (charge left under each live cgroup)",
         [(s.label, pins.times, list(map(float, s.values))) for s in pins.series if s.pins],
         unit="bytes", stacked=True)
+    churn = churnview.churn_view(session, h, tr.since, tr.until)
+    churn_fig = charts.line(
+        f"Cgroups made and removed per {churn.width_seconds} s, counted by the kernel",
+        [(name, churn.times, [None if v is None else float(v) for v in vals])
+         for name, vals in (("made (counted)", churn.created),
+                            ("removed (counted)", churn.removed),
+                            ("removals the listing saw", list(churn.seen)))])
+    groups = churnview.removed_groups(session, h, pins, tr.until)
     caches, at = views.caches(session, h.id, tr.until, tr.until - tr.since)
     by_bytes = sorted(caches, key=lambda c: c.bytes, reverse=True)[:10]
     by_growth = sorted((c for c in caches if c.growth_bytes), key=lambda c: c.growth_bytes or 0,
                        reverse=True)[:10]
-    removed, removed_total = views.removed(session, h, None, None, 50, removed_offset)
+    removed, removed_total = views.removed(session, h, None, None, 50, removed_offset,
+                                           churnview.evidence(session, h, pins))
     ctx = {"host": detail, "range": tr, "presets": list(PRESETS), "figures": figs,
            "alerts": [a for a in evaluate([detail.summary], rules_of(settings))
                       if a.rule != "stopped_reporting"],
@@ -106,10 +116,14 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
            "top_bytes": by_bytes, "top_growth": by_growth, "caches_at": at,
            "removed": removed, "removed_total": removed_total,
            "removed_offset": removed_offset, "pins": pins,
-           "pins_json": pinsview.pins_json(pins)}
+           "pins_json": churnview.with_removal_counts(pinsview.pins_json(pins), groups),
+           "churn": churn, "churn_figure": churn_fig, "churn_points": charts.points(churn_fig),
+           "churn_json": churnview.churn_json(churn), "groups": groups,
+           "groups_json": churnview.groups_json(groups)}
     return _render(request, "host.html", format, ctx,
                    ("host", "alerts", "range", "figures", "points", "top_bytes", "top_growth",
-                    "caches_at", "removed", "removed_total", "removed_offset", "pins_json"))
+                    "caches_at", "removed", "removed_total", "removed_offset", "pins_json",
+                    "churn_json", "groups_json"))
 
 
 @router.get("/hosts/{host}/caches/{name:path}")

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from app.domain.churn import Listing, churn, stride_of
+from app.domain.samples import HierarchyChurn
 from tests.live import Lab
 
 pytestmark = pytest.mark.live
@@ -56,3 +57,45 @@ def test_short_lived_cgroups_are_counted_exactly(lab: Lab) -> None:
             break
     assert lived < 0.1, f"each cgroup lived {lived * 1000:.0f} ms"
     assert seen[-1][0].created == N + 1 and seen[-1][0].removed == N, seen
+
+
+def _of(churns: tuple[HierarchyChurn, ...], kind: str) -> HierarchyChurn | None:
+    return next((c for c in churns if c.hierarchy == kind), None)
+
+
+def test_the_collector_counts_cgroups_it_never_listed(lab: Lab) -> None:
+    """Through the real collector (Collector.collect, as the daemon ticks): 50 cgroups made
+    and removed between two ticks, each living < 100 ms, and a marker that stays.
+
+    Other processes may make or remove cgroups in the same interval: the count is at least
+    ours always, and exactly ours in an attempt where no one else did (up to three)."""
+    kind = "memory" if lab.root.name == "memory" else "unified"
+    collector = lab.collector
+    collector.collect()  # the baseline (a first tick counts nothing)
+    seen: list[tuple[HierarchyChurn, int]] = []
+    for attempt in range(3):
+        first = collector.collect()
+        assert first.churn, "the second tick of a boot counts churn"
+        started = time.monotonic()
+        for i in range(N):
+            c = lab.parent / f"tick-{attempt}-{i}"
+            c.mkdir()
+            subprocess.run(["/bin/sh", "-c", f"echo 0 > '{c}/cgroup.procs'"], check=True)
+            c.rmdir()
+        lived = (time.monotonic() - started) / N
+        lab.child(f"tick-marker-{attempt}")
+        snap = collector.collect()
+        got = _of(snap.churn, kind)
+        assert got is not None, snap.churn
+        assert got.since == first.taken_at
+        assert got.created >= N + 1 and got.removed >= N, got
+        # The removals the listing saw: none of ours (they never were listed).
+        assert not [r for r in snap.removed if f"tick-{attempt}-" in r.path]
+        seen.append((got, round(lived * 1000)))
+        if (got.created, got.removed, got.exact) == (N + 1, N, True):
+            break
+    assert lived < 0.1, f"each cgroup lived {lived * 1000:.0f} ms"
+    last = seen[-1][0]
+    assert (last.created, last.removed) == (N + 1, N), seen
+    if kind == "memory":  # num_cgroups counts memcgs: freed = created - its rise
+        assert last.freed is not None and 0 <= last.freed <= N + 1

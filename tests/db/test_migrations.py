@@ -15,7 +15,7 @@ TABLES = {"host", "scrape", "scrape_error", "slab_cache", "slab_frame", "cgroup"
           "cgroup_frame", "cgroup_kmem_cache_sample", "memcg_cache_sample",
           "memcg_slabinfo_sample", "removed_cgroup", "host_token", "scrape_hourly",
           "slab_hourly", "ingest_counter", "host_spool_dropped", "alert_state",
-          "removed_hourly", "slab_5min"}
+          "removed_hourly", "slab_5min", "cgroup_churn", "churn_hourly"}
 
 
 def _tables(url: str) -> set[str]:

@@ -234,3 +234,13 @@ def test_taken_at_past_the_clock_skew_is_refused() -> None:
     assert "ahead of the server's clock" in _fails(body, "snapshot.taken_at", now=now)
     body["snapshot"]["taken_at"] = (now + timedelta(minutes=9)).isoformat()
     wire.parse_push(json.dumps(body), now=now)
+
+
+def test_counted_churn_travels_and_round_trips() -> None:
+    c = Collector(CollectorOptions())
+    assert c.collect().churn == ()  # the first tick of a collector counts nothing
+    s = c.collect()
+    assert s.churn and {x.hierarchy for x in s.churn} <= {"memory", "unified"}
+    check_round_trip(s)
+    d = snapshot_to_dict(s)
+    assert d["churn"][0]["created"] == s.churn[0].created

@@ -20,12 +20,15 @@ from app.schemas.api import (
     CSV_RESPONSE,
     CachePage,
     CgroupPage,
+    ChurnBucketOut,
+    ChurnOut,
     HostOut,
     HostPage,
     RemovedPage,
     SeriesOut,
     errors,
 )
+from app.services import churnview
 from app.services import hosts as views
 
 router = APIRouter(prefix="/api/v1", tags=["hosts"], responses=errors(422, 503))
@@ -167,3 +170,27 @@ def host_removed(host: str, session: SessionDep, since: When = None, until: When
     if format == "csv":
         return csv_response(items, f"{host}-removed")
     return RemovedPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/hosts/{host}/churn", response_model=ChurnOut,
+            responses={**NOT_FOUND, **CSV_RESPONSE})
+def host_churn(host: str, session: SessionDep, since: When = None, until: When = None,
+               range: Annotated[str | None, Query(description="1h, 24h, 7d or 30d")] = None,
+               format: Fmt = "json") -> ChurnOut | Response:
+    """Cgroups made and removed per bucket, counted from the kernel's cgroup ids and
+    /proc/cgroups (cgroups that lived less than a tick included), beside the removals the
+    listing saw."""
+    h = get_host(session, host)
+    try:
+        tr = resolve(range, since, until, h.last_seen_at)
+    except RangeError as err:
+        raise HTTPException(422, str(err)) from err
+    v = churnview.churn_view(session, h, tr.since, tr.until)
+    buckets = [ChurnBucketOut(at=t, created=c, removed=r, freed=f, seen=n, exact=e)
+               for t, c, r, f, n, e in zip(v.times, v.created, v.removed, v.freed, v.seen,
+                                           v.exact, strict=True)]
+    if format == "csv":
+        return csv_response([b.model_dump() for b in buckets], f"{host}-churn",
+                            list(ChurnBucketOut.model_fields))
+    return ChurnOut(hierarchy=v.hierarchy, width_seconds=v.width_seconds, totals=v.totals(),
+                    buckets=buckets)
