@@ -139,14 +139,23 @@ def test_a_heavy_pre_5_3_host_never_passes_the_id_limit() -> None:
     assert p.live == 535
     pre = p.result.eras["pre-5.3"]
     assert max(pre.dying) == limit  # reached, never passed
-    assert all(max(e.dying) <= limit for e in p.result.eras.values())
+    # Every era whose dying memcgs hold IDs stays under the limit; v4 5/7 (a patch against
+    # 5.2, after 73f576c04b94) recycles them at offline and may pass it, with no ENOSPC.
+    for name, e in p.result.eras.items():
+        if dying_hold_ids(ERAS[name], h.kernel):
+            assert max(e.dying) <= limit, name
+        else:
+            assert e.enospc_seconds is None, name
+    assert max(p.result.eras["v4-5/7"].dying) > limit
     assert pre.enospc_seconds is not None
     # The ENOSPC time is where the curve reaches the limit: before it, under it.
     k = next(i for i, d in enumerate(pre.dying) if d >= limit)
     assert pre.times_seconds[k - 1] < pre.enospc_seconds <= pre.times_seconds[k]
     assert pre.dying[k - 1] < limit
-    # Figures that follow the count are held with it: the cost at the limit stays flat.
-    assert pre.dying_cost_bytes[-1] == pytest.approx(pre.dying_cost_bytes[k + 1], rel=0.01)
+    # Figures that follow the count are held with it: the cost at the limit stays flat, but
+    # for the per-memcg caches' slab waste, which shrinks as their objects are freed.
+    assert pre.dying_cost_bytes[-1] == pytest.approx(pre.dying_cost_bytes[k + 1], rel=0.03)
+    assert pre.dying_cost_bytes[-1] <= pre.dying_cost_bytes[k + 1]
     # 5.13+ frees slab at offline: page cache alone does not reach the limit here.
     assert p.result.eras["objcg-kmem"].enospc_seconds is None
 

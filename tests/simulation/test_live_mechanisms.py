@@ -193,12 +193,14 @@ def test_directory_blocks_pin_their_first_toucher(lab: Lab, shared_dirs: list[Pa
         got.append(settle(lab.dying, base + want[1], 5.0) - base)
         after = residual(lab, 0)
         seen.append((got, held, after))
-        if got == want:
+        # The order of magnitude: inode-table readahead (inode_readahead_blks, 32 here) may
+        # read more blocks than the lookups need, or fewer if the table holds fewer inodes;
+        # blocks another process read first are charged to it (an attempt then sees few).
+        measured = (held["file"] + held["dirty"]) / PAGE
+        if got == want and model_pages / 3 <= measured <= model_pages * 3:
             break
     got, held, after = seen[-1]
     assert got == want, f"model {want}, kernel per attempt {seen}"
     measured = (held["file"] + held["dirty"]) / PAGE
-    # The order of magnitude: inode-table readahead (inode_readahead_blks, 32 here) may
-    # read more blocks than the lookups need, or fewer if the table holds fewer inodes.
-    assert model_pages / 3 <= measured <= model_pages * 3, (measured, model_pages)
+    assert model_pages / 3 <= measured <= model_pages * 3, (measured, model_pages, seen)
     assert after["file"] + after["dirty"] == 0, after
