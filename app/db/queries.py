@@ -302,7 +302,8 @@ class HostRow:
     dying_7d_ago: tuple[datetime, int] | None
     sparkline: list[float]
     removed_total: int
-    # (mean time, mean dying) per sparkline bucket, and per rolled-up hour over 7 days
+    # (mean time, mean dying) per fine sparkline bucket (SLOPE_SPLIT a sparkline bucket), and
+    # per rolled-up hour over 7 days
     # (only for a host with that much history): what the growth figures are fitted on.
     points_24h: list[tuple[datetime, float]] = field(default_factory=list)
     points_7d: list[tuple[datetime, float]] = field(default_factory=list)
@@ -347,21 +348,29 @@ def fleet(session: Session, limit: int, offset: int,
     spark = sparklines(session, last, spark_buckets)
     week = hourly_points(session, {hid: h for hid, (h, _) in seen.items()})
     removed_counts = counts.removed_totals(session, ids)
-    return [HostRow(h, s, d24.get(hid), d7.get(hid), [p[2] for p in spark[hid]],
+    return [HostRow(h, s, d24.get(hid), d7.get(hid), coarse(spark[hid], spark_buckets),
                     int(removed_counts.get(hid, 0)), [(p[0], p[1]) for p in spark[hid]],
                     week.get(hid, []))
             for hid, (h, s) in seen.items()], total
 
 
+# The growth slope is fitted on buckets this many times finer than the sparkline's: on two
+# hours of history the 48 sparkline buckets of a day give four points, and one burst that
+# straddles two of them is half the sample (Theil-Sen tolerates about 29 %). Assumption:
+# 5-minute points (288 a day) keep a 10-minute burst to 2-3 points of 24 at two hours.
+SLOPE_SPLIT = 6
+
+
 def sparklines(session: Session, last: dict[int, datetime], buckets: int = 48
                ) -> dict[int, list[tuple[datetime, float, float]]]:
-    """Each host's dying count over the 24 h before its last scrape, in `buckets`: per bucket
-    (mean time, mean count, max count). Counts are drawn as the max (a burst stays visible,
-    and a count stays whole); the means are what a slope is fitted on.
+    """Each host's dying count over the 24 h before its last scrape: per fine bucket (mean
+    time, mean count, max count), `buckets * SLOPE_SPLIT` buckets a day. The sparkline draws
+    the max of each run of SLOPE_SPLIT (`coarse`: a burst stays visible, and a count stays
+    whole); the growth slope is fitted on the fine means.
 
     One GROUP BY for all the hosts of a page: the fleet page's heaviest query.
     """
-    step = 86_400 // buckets
+    step = 86_400 // (buckets * SLOPE_SPLIT)
     ids = list(last)
     out: dict[int, list[tuple[datetime, float, float]]] = {hid: [] for hid in ids}
     if not ids:
@@ -377,6 +386,16 @@ def sparklines(session: Session, last: dict[int, datetime], buckets: int = 48
         if mean is not None and float(bucket) * step >= last[hid].timestamp() - 86_400 - step:
             out[hid].append((datetime.fromtimestamp(float(at), UTC), float(mean), float(top)))
     return out
+
+
+def coarse(fine: list[tuple[datetime, float, float]], buckets: int = 48) -> list[float]:
+    """The sparkline: the max count of each sparkline bucket (SLOPE_SPLIT fine ones)."""
+    width = 86_400 // buckets
+    tops: dict[int, float] = {}
+    for at, _, top in fine:
+        k = int(at.timestamp() // width)
+        tops[k] = max(tops.get(k, top), top)
+    return [tops[k] for k in sorted(tops)]
 
 
 WEEK = timedelta(days=7)
@@ -411,7 +430,7 @@ def fleet_one(session: Session, host_id: int) -> HostRow:
     removed_total = counts.removed_totals(session, [host_id]).get(host_id, 0)
     spark = sparklines(session, {host_id: last})[host_id]
     week = hourly_points(session, {host_id: host}).get(host_id, [])
-    return HostRow(host, latest, d24.get(host_id), d7.get(host_id), [p[2] for p in spark],
+    return HostRow(host, latest, d24.get(host_id), d7.get(host_id), coarse(spark),
                    removed_total, [(p[0], p[1]) for p in spark], week)
 
 
