@@ -16,9 +16,3 @@ def growth_per_day(old: tuple[datetime, int] | None, new: tuple[datetime, int] |
     return (new[1] - old[1]) * 86_400.0 / seconds
 
 
-def days_to_limit(dying_now: int | None, total_now: int | None, per_day: float | None,
-                  limit: int = 65_535) -> float | None:
-    """Days until the 16-bit memcg ID space runs out at the current growth (None if never)."""
-    if total_now is None or per_day is None or per_day <= 0:
-        return None
-    return max(0.0, (limit - total_now) / per_day)

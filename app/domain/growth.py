@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from app.domain.eras import UnknownRelease, parse_release
+
 COVER = 0.9  # a window counts as covered when the points span 90 % of it
 MAX_POINTS = 400  # thinned evenly beyond this: the median of 80,000 slopes is plenty
 
@@ -86,8 +88,72 @@ def _human(d: timedelta) -> str:
     return f"{s / 60:.0f} min"
 
 
-def days_to_limit(total_now: int | None, g: Growth, limit: int = 65_535) -> float | None:
+# The memcg ID space: MEM_CGROUP_ID_MAX (include/linux/memcontrol.h), 16 bits; mkdir fails
+# with ENOSPC when every ID is held (kernel-notes.md 3.9; moby#29638, kubernetes#61937).
+MEMCG_ID_MAX = 65_535
+# Since 4.8 the private memcg ID is released at offline: mem_cgroup_css_offline() ends with
+# mem_cgroup_id_put(); only swap-out records keep an offline memcg's ID
+# (mem_cgroup_id_get_online). Commit 73f576c04b94, "mm: memcontrol: fix cgroup creation
+# failure after many small jobs" (kernel-notes.md 2(a) "Other pins", 3.9). The engine's
+# ID_RECYCLED_SINCE (app/simulation/engine.py) is the same fact; tests/domain/test_idlimit.py
+# holds them equal.
+ID_RECYCLED_SINCE = (4, 8)
+ID_COMMIT = "73f576c04b94"
+
+
+def days_to_limit(total_now: int | None, g: Growth,
+                  limit: int = MEMCG_ID_MAX) -> float | None:
     """Days until the memcg ID space runs out at growth `g`; None without evidence or growth."""
     if total_now is None or g.per_day is None or g.per_day <= 0:
         return None
     return max(0.0, (limit - total_now) / g.per_day)
+
+
+@dataclass(frozen=True, slots=True)
+class IdHold:
+    """Whether a kernel's dying memcgs keep their memcg ID, and why (one line, or "")."""
+
+    holds: bool
+    note: str
+
+
+def dying_hold_ids_for_release(release: str) -> IdHold:
+    """Whether dying memcgs count against the 65535 memcg IDs on kernel `release`.
+
+    Before 4.8 each dying memcg kept its ID until freed, so live + dying memcgs shared the ID
+    space; since 4.8 (73f576c04b94) the ID is recycled at offline and dying memcgs cost
+    memory, not IDs. A release that does not parse takes the worst case (holding IDs) and
+    says so.
+    """
+    try:
+        version = parse_release(release)
+    except UnknownRelease:
+        return IdHold(True, f"kernel release {release!r} does not parse: counted as before "
+                            f"4.8, where dying memcgs keep their memcg IDs")
+    return IdHold(version < ID_RECYCLED_SINCE, "")
+
+
+@dataclass(frozen=True, slots=True)
+class IdLimit:
+    """The memcg-ID limit of one host: days to it (None where none is dated), and why."""
+
+    days: float | None
+    dying_hold_ids: bool
+    note: str  # "" where the days figure says it all
+
+
+def memcg_id_limit(release: str, live: int | None, total: int | None, g: Growth) -> IdLimit:
+    """Days to the memcg-ID limit of a host on kernel `release`, from dying growth `g`.
+
+    Where dying memcgs hold IDs (before 4.8, or an unknown kernel) live + dying (`total`)
+    count against MEMCG_ID_MAX and the days follow the dying growth. Since 4.8 dying memcgs
+    hold none: the days are None (dying growth cannot exhaust the IDs; live growth is not
+    tracked) and the note says why, with the live count.
+    """
+    hold = dying_hold_ids_for_release(release)
+    if hold.holds:
+        return IdLimit(days_to_limit(total, g), True, hold.note)
+    shown = f"{live:,}" if live is not None else "unknown"
+    return IdLimit(None, False,
+                   f"memcg IDs are recycled at offline since 4.8 ({ID_COMMIT}): dying memcgs "
+                   f"cost memory, not IDs; {shown} live of {MEMCG_ID_MAX}")

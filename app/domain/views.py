@@ -34,6 +34,10 @@ class HostSummary:
     sparkline_dying_24h: list[float] = field(default_factory=list)
     growth_note: str = ""  # "collecting, 12 min so far (...)" or the span a figure spans
     history_seconds: float = 0.0  # from the host's first scrape to its last
+    # Whether this kernel's dying memcgs hold memcg IDs (before 4.8, or an unknown kernel),
+    # and why the days to the ID limit are what they are (app/domain/growth.py).
+    dying_hold_ids: bool = True
+    id_limit_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from app.db import queries as q
 from app.db.frames import memory_figures
 from app.domain import tree
 from app.domain.cost import memcg_cost
-from app.domain.growth import Growth, days_to_limit, growth
+from app.domain.growth import Growth, growth, memcg_id_limit
 from app.domain.history import CacheState, CgroupState, HostHistory, HostState, MemcgCacheState
 from app.domain.removedgroups import Removal
 from app.domain.views import (
@@ -79,8 +79,11 @@ def _summary(row: q.HostRow, now: datetime, stale_after: timedelta,
     count = _valid(dying)
     total = _valid(s.memcg_total) if s else None
     g24, g7 = _growth(row, count, min_history)
-    # Days to the ID limit from the longest window that has the evidence for it.
+    # Days to the ID limit from the longest window that has the evidence for it, where the
+    # kernel's dying memcgs hold IDs (before 4.8; app/domain/growth.py).
     best = g7 if g7.covered else g24
+    live = _valid(s.memcg_visible_total) if s else None
+    ids = memcg_id_limit(h.kernel_release, live, total, best)
     return HostSummary(
         name=h.name, kernel_release=h.kernel_release, era=h.era, cgroup_layout=h.cgroup_layout,
         cpus=h.possible_cpus_total, last_scrape_at=h.last_seen_at,
@@ -89,8 +92,9 @@ def _summary(row: q.HostRow, now: datetime, stale_after: timedelta,
         memcg_total=s.memcg_total if s else None,
         dying_growth_per_day_24h=g24.per_day,
         dying_growth_per_day_7d=g7.per_day if g7.covered else None,
-        days_to_memcg_id_limit=days_to_limit(total, best),
+        days_to_memcg_id_limit=ids.days,
         growth_note=g24.note,
+        id_limit_note=ids.note, dying_hold_ids=ids.dying_hold_ids,
         slab_bytes=s.slab_bytes if s else None,
         sreclaimable_bytes=s.sreclaimable_bytes if s else None,
         sunreclaim_bytes=s.sunreclaim_bytes if s else None,
