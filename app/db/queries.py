@@ -389,12 +389,15 @@ def sparklines(session: Session, last: dict[int, datetime], buckets: int = 48
 
 
 def coarse(fine: list[tuple[datetime, float, float]], buckets: int = 48) -> list[float]:
-    """The sparkline: the max count of each sparkline bucket (SLOPE_SPLIT fine ones)."""
+    """The sparkline: the max count of each sparkline bucket (SLOPE_SPLIT fine ones), or of
+    each fine bucket while the history fits in one sparkline bucket (a line, not a dot)."""
     width = 86_400 // buckets
     tops: dict[int, float] = {}
     for at, _, top in fine:
         k = int(at.timestamp() // width)
         tops[k] = max(tops.get(k, top), top)
+    if len(tops) < 2:
+        return [top for _, _, top in fine]
     return [tops[k] for k in sorted(tops)]
 
 
