@@ -59,36 +59,73 @@ REMOVED_ROLLUP = ("removed_total", "with_file_total", "with_shmem_total",
 REMOVED_SUMS = frozenset(REMOVED_ROLLUP[6:])
 
 
-def rollup_removed(session: Session, now: datetime,
-                   lookback: timedelta = timedelta(hours=24)) -> int:
-    """Recompute removed_hourly for [last rolled hour - lookback, last complete hour).
+def _hour_at(hour: int) -> datetime:
+    return datetime.fromtimestamp(hour * HOUR, UTC)
 
-    Removed rows are never deleted by retention, so any hour can be recomputed: the first
-    run rolls up everything there is.
+
+def _dirty_removed(session: Session, to: datetime) -> dict[int, dict[int, bool]]:
+    """host -> {hour: add} of the complete hours whose records differ from their rollup.
+
+    Records arrive late (a collector's spool replays removals days old), so every hour that
+    still has records is compared, however old: one GROUP BY over the records kept (the
+    index on host and time). `add`: the hour's older records were deleted by retention
+    (raw_dropped), so the rollup is final and the late ones are added to it.
+    """
+    r, rh = m.RemovedCgroup, m.RemovedHourly
+    h = func.floor(epoch_seconds(r.removed_at) / HOUR)
+    raw = session.execute(select(r.host_id, h, func.count()).where(r.removed_at < to)
+                          .group_by(r.host_id, h)).all()
+    if not raw:
+        return {}
+    lo = _hour_at(min(int(x[1]) for x in raw))
+    rolled = {(x.host_id, int(x.hour_at.timestamp()) // HOUR): (x.removed_total, x.raw_dropped)
+              for x in session.execute(select(rh.host_id, rh.hour_at, rh.removed_total,
+                                              rh.raw_dropped)
+                                       .where(rh.hour_at >= lo, rh.hour_at < to)).all()}
+    out: dict[int, dict[int, bool]] = {}
+    for host, hour, n in raw:
+        have = rolled.get((host, int(hour)))
+        if have is None or have[1] or have[0] != n:
+            out.setdefault(int(host), {})[int(hour)] = have is not None and bool(have[1])
+    return out
+
+
+def rollup_removed(session: Session, now: datetime) -> int:
+    """Roll up every complete (host, hour) whose removal records changed since its rollup.
+
+    An hour is recomputed from its records and replaces its rollup; records of an hour whose
+    rollup is final (raw_dropped) are added to it and deleted at once, so they count once.
+    Returns the host-hours written.
     """
     to = now.replace(minute=0, second=0, microsecond=0)
-    last = session.scalar(select(func.max(m.RemovedHourly.hour_at)))
-    oldest = session.scalar(select(func.min(m.RemovedCgroup.removed_at)))
-    if oldest is None:
-        return 0
-    floor = oldest.replace(minute=0, second=0, microsecond=0)
-    frm = max(last - lookback, floor) if last is not None else floor
-    if frm >= to:
-        return 0
-    r = m.RemovedCgroup
+    r, rh = m.RemovedCgroup, m.RemovedHourly
     h = func.floor(epoch_seconds(r.removed_at) / HOUR)
-    rows = session.execute(select(r.host_id, h, *_removal_aggregates())
-                           .where(r.removed_at >= frm, r.removed_at < to)
-                           .group_by(r.host_id, h)).all()
-    session.execute(delete(m.RemovedHourly).where(m.RemovedHourly.hour_at >= frm,
-                                                  m.RemovedHourly.hour_at < to))
-    if rows:
-        session.execute(insert(m.RemovedHourly), [
-            {"host_id": x[0], "hour_at": datetime.fromtimestamp(float(x[1]) * HOUR, UTC),
-             **{k: (float if k in REMOVED_SUMS else int)(v or 0)
-                for k, v in zip(REMOVED_ROLLUP, x[2:], strict=True)}}
-            for x in rows])
-    return len(rows)
+    written = 0
+    for host, hours in sorted(_dirty_removed(session, to).items()):
+        at = [_hour_at(x) for x in sorted(hours)]
+        rows = {int(x[0]): {"host_id": host, "hour_at": _hour_at(int(x[0])),
+                            "raw_dropped": hours[int(x[0])],
+                            **{k: (float if k in REMOVED_SUMS else int)(v or 0)
+                               for k, v in zip(REMOVED_ROLLUP, x[1:], strict=True)}}
+                for x in session.execute(
+                    select(h, *_removal_aggregates())
+                    .where(r.host_id == host, r.removed_at >= at[0],
+                           r.removed_at < at[-1] + timedelta(hours=1))
+                    .group_by(h)).all() if int(x[0]) in hours}
+        final = [_hour_at(x) for x, add in hours.items() if add]
+        if final:
+            for old in session.execute(select(rh).where(rh.host_id == host,
+                                                        rh.hour_at.in_(final))).scalars():
+                new = rows[int(old.hour_at.timestamp()) // HOUR]
+                for k in REMOVED_ROLLUP:
+                    new[k] += getattr(old, k)
+        session.execute(delete(rh).where(rh.host_id == host, rh.hour_at.in_(at)))
+        session.execute(insert(rh), list(rows.values()))
+        for f in final:  # counted now, so deleted now
+            session.execute(delete(r).where(r.host_id == host, r.removed_at >= f,
+                                            r.removed_at < f + timedelta(hours=1)))
+        written += len(rows)
+    return written
 
 
 def _rolled_span(session: Session, hour: Any, where: Sequence[Any], since: datetime,

@@ -373,6 +373,9 @@ class RemovedHourly(Base):
     shmem_bytes_sum: Mapped[float] = mapped_column(SumFloat)
     slab_bytes_sum: Mapped[float] = mapped_column(SumFloat)
     kernel_stack_bytes_sum: Mapped[float] = mapped_column(SumFloat)
+    # The hour's removal records were deleted by retention: the rollup is final, and records
+    # that arrive for it later (a collector's spool) are added to it, then deleted.
+    raw_dropped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CgroupChurn(Base):

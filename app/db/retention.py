@@ -8,7 +8,9 @@ its rollup's count, however old: new hours, and hours that received late snapsho
 collector's spool replays up to ~41 h late). A host-hour is recomputed from its raw rows
 and replaces its rollup; a scrape's samples are written in its transaction, so equal scrape
 counts mean an unchanged hour. A rollup whose raw rows were dropped (`raw_dropped`) is
-final: rows arriving later still are added to it and deleted at once.
+final: rows arriving later still are added to it and deleted at once. Removal records are
+rolled up the same way, by comparing each hour's records with `removed_hourly` (however late
+they came: app/db/modelinput.py rollup_removed).
 
 Raw data older than the retention goes only after its hours are rolled up. PostgreSQL drops
 whole daily partitions (app/db/partitions.py): after the rollup, the run locks the
@@ -270,9 +272,8 @@ def rollup(session: Session, now: datetime, before: datetime | None = None) -> _
     """Roll up every complete hour (before `before`) whose raw rows changed since its rollup."""
     to = _floor_hour(now) if before is None else min(_floor_hour(now), before)
     if before is None:
-        # Removed cgroups are never deleted, so their hours can always be recomputed; the
-        # look-back covers what a collector's spool replays late (~41 h).
-        rollup_removed(session, now, timedelta(hours=48))
+        # Every hour whose removal records differ from its rollup, however late they came.
+        rollup_removed(session, now)
     dirty = _dirty(session, to)
     sh_n = ch_n = 0
     for host, hours in sorted(dirty.items()):
@@ -386,4 +387,7 @@ def delete_removed(session: Session, now: datetime, raw_days: float,
                     .limit(batch))):
                 session.execute(delete(model).where(model.id.in_(ids)))
                 total += len(ids) if model is m.RemovedCgroup else 0
+    rh = m.RemovedHourly  # final from now on: late records add to these hours
+    session.execute(update(rh).where(rh.hour_at < limit, rh.raw_dropped.is_(False))
+                    .values(raw_dropped=True))
     return total
