@@ -4,8 +4,8 @@ Dying and live memcgs come as the most of each bucket; removed cgroups as counts
 sums per bucket (what the model needs to fit rates and shares). Whole hours already rolled
 up (`scrape_hourly`, `removed_hourly`, built by `slabscope retention`) are read from the
 rollups, one row an hour; raw rows are read only for the part of the first hour before the
-window and for the hours not rolled up yet. Rolled-up hours are placed in the bucket of their
-start, so where rollups serve, times are good to the hour (the model fits days).
+window and for the hours not rolled up yet. Where a range holds rolled-up hours its buckets
+are whole hours (history_width), so every bucket is as wide as the next.
 """
 
 from __future__ import annotations
@@ -195,13 +195,15 @@ def dying_live(session: Session, host_id: int, since: datetime, until: datetime,
 
 
 def removals(session: Session, host_id: int, since: datetime, until: datetime,
-             width: int) -> list[tuple[int, list[int]]]:
+             width: int, rollups: bool = True) -> list[tuple[int, list[int]]]:
     """Removed cgroups per bucket (numbered as in dying_live): REMOVED_ROLLUP's counts and
-    byte sums, in order."""
+    byte sums, in order (`rollups` False: from the records alone, for buckets finer than an
+    hour over records still kept)."""
     rh, r = m.RemovedHourly, m.RemovedCgroup
     acc: Buckets = {}
     sums = ("sum",) * len(REMOVED_ROLLUP)
-    span = _rolled_span(session, rh.hour_at, [rh.host_id == host_id], since, until)
+    span = _rolled_span(session, rh.hour_at, [rh.host_id == host_id], since, until) \
+        if rollups else None
     if span is not None:
         b = func.floor(epoch_seconds(rh.hour_at) / width)
         _merge(acc, session.execute(
@@ -227,14 +229,16 @@ def memcg_hierarchy(host: m.Host) -> str:
 
 
 def churn(session: Session, host_id: int, hierarchy: str, since: datetime, until: datetime,
-          width: int) -> list[tuple[int, list[int]]]:
+          width: int, rollups: bool = True) -> list[tuple[int, list[int]]]:
     """Counted churn per bucket (numbered as in dying_live), each interval in the bucket it
-    ends in: CHURN_SUMS in order, from churn_hourly where rolled up, else cgroup_churn."""
+    ends in: CHURN_SUMS in order, from churn_hourly where rolled up (unless `rollups` is
+    False), else cgroup_churn."""
     kh, c = m.ChurnHourly, m.CgroupChurn
     acc: Buckets = {}
     sums = ("sum",) * len(CHURN_SUMS)
     span = _rolled_span(session, kh.hour_at, [kh.host_id == host_id,
-                                              kh.hierarchy == hierarchy], since, until)
+                                              kh.hierarchy == hierarchy], since, until) \
+        if rollups else None
     if span is not None:
         b = func.floor(epoch_seconds(kh.hour_at) / width)
         _merge(acc, session.execute(
@@ -265,10 +269,39 @@ def churn_buckets(rows: list[tuple[int, list[int]]], width: int, t0: float
     return out
 
 
+def history_width(session: Session, host: m.Host, since: datetime, until: datetime) -> int:
+    """The model's bucket width: bucket_width, or an hour where the range holds rolled-up
+    hours. Those are read one row an hour (the cost stays bounded by buckets), and a bucket
+    finer than an hour would hold a whole hour beside buckets of seconds."""
+    width = bucket_width(since, until)
+    if width >= HOUR:
+        return width
+    sh, rh, kh = m.ScrapeHourly, m.RemovedHourly, m.ChurnHourly
+    for hour, where in ((sh.hour_at, [sh.host_id == host.id]),
+                        (rh.hour_at, [rh.host_id == host.id]),
+                        (kh.hour_at, [kh.host_id == host.id,
+                                      kh.hierarchy == memcg_hierarchy(host)])):
+        if _rolled_span(session, hour, where, since, until) is not None:
+            return HOUR
+    return width
+
+
+def first_since(session: Session, host_id: int, since: datetime) -> datetime | None:
+    """When the host's history at or after `since` starts: its first raw scrape, or its
+    first rolled-up hour (raw scrapes go after the retention; the rollups stay)."""
+    s, sh = m.Scrape, m.ScrapeHourly
+    raw = session.scalar(select(func.min(s.taken_at)).where(s.host_id == host_id,
+                                                             s.taken_at >= since))
+    hour = session.scalar(select(func.min(sh.hour_at)).where(
+        sh.host_id == host_id, sh.hour_at > since - timedelta(hours=1)))
+    got = [t for t in (raw, None if hour is None else max(hour, since)) if t is not None]
+    return min(got) if got else None
+
+
 def host_history(session: Session, host: m.Host, since: datetime,
                  until: datetime) -> HostHistory | None:
     """The model's input over [since, until]: series and removals in the same buckets."""
-    width = bucket_width(since, until)
+    width = history_width(session, host, since, until)
     pts = dying_live(session, host.id, since, until, width)
     if not pts:
         return None

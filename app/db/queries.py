@@ -80,6 +80,24 @@ def choose_step(since: datetime, until: datetime, step: int | None) -> int:
     return max(step or 1, math.ceil(span / MAX_POINTS))
 
 
+HOUR = 3600
+
+
+def covering_step(session: Session, host_id: int, since: datetime, step: int) -> int:
+    """The step of a host's chart from `since`: as given, or an hour where the range reaches
+    hours whose raw rows retention dropped, so that their hourly rollups serve the range
+    (a 30-day chart at 1,296 s buckets read raw rows alone: 14 days of 30). Uniform hourly
+    buckets, not fine ones beside whole hours; the step says it (SeriesView.step_seconds).
+    """
+    if step >= HOUR:
+        return step
+    sh = m.ScrapeHourly
+    dropped = session.scalar(select(sh.hour_at).where(
+        sh.host_id == host_id, sh.raw_dropped.is_(True),
+        sh.hour_at > since - timedelta(hours=1)).limit(1))
+    return step if dropped is None else HOUR
+
+
 def host_by_name(session: Session, name: str) -> m.Host | None:
     """One host row by name."""
     return session.scalars(select(m.Host).where(m.Host.name == name)).one_or_none()

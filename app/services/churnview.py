@@ -10,7 +10,7 @@ GROUP_ROWS of the newest removal records and the latest series frame's residuals
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.db import models as m
 from app.db.base import valid_u64
-from app.db.modelinput import bucket_width, churn, memcg_hierarchy, removals
+from app.db.modelinput import HOUR, bucket_width, churn, memcg_hierarchy, removals
 from app.domain.pins import CATEGORY, REPARENTED
 from app.domain.removedgroups import (
     Above,
@@ -80,11 +80,18 @@ class ChurnView:
 
 def churn_view(session: Session, host: m.Host, since: datetime, until: datetime
                ) -> ChurnView:
-    """Counted churn of the host's memcg hierarchy and removals seen, in the model's buckets."""
-    width = bucket_width(since, until)
+    """Counted churn of the host's memcg hierarchy and removals seen, in uniform buckets.
+
+    Finer than an hour (the model's bucket_width) while the range's raw rows are kept, read
+    from them alone; whole hours where it reaches hours retention dropped, whose hourly
+    rollups alone remain (a rolled-up hour in a 44 s bucket read as 80 times the rate).
+    """
+    width = churn_width(session, host.id, since, until)
     hier = memcg_hierarchy(host)
-    counted = dict(churn(session, host.id, hier, since, until, width))
-    seen = {k: v[0] for k, v in removals(session, host.id, since, until, width)}
+    fine = width < HOUR
+    counted = dict(churn(session, host.id, hier, since, until, width, rollups=not fine))
+    seen = {k: v[0] for k, v in removals(session, host.id, since, until, width,
+                                         rollups=not fine)}
     view = ChurnView(hier, width)
     for k in sorted(counted.keys() | seen.keys()):
         c = counted.get(k)
@@ -102,6 +109,21 @@ def churn_view(session: Session, host: m.Host, since: datetime, until: datetime
         view.freed.append(freed if freed_n == n else None)
         view.exact.append(inexact == 0)
     return view
+
+
+def churn_width(session: Session, host_id: int, since: datetime, until: datetime) -> int:
+    """bucket_width, or an hour where [since, until] reaches an hour whose raw scrapes (and
+    their counted churn) or removal records retention dropped."""
+    width = bucket_width(since, until)
+    if width >= HOUR:
+        return width
+    reach = since - timedelta(hours=1)
+    for hourly in (m.ScrapeHourly, m.RemovedHourly):
+        if session.scalar(select(hourly.hour_at).where(
+                hourly.host_id == host_id, hourly.raw_dropped.is_(True),
+                hourly.hour_at > reach).limit(1)) is not None:
+            return HOUR
+    return width
 
 
 def churn_json(v: ChurnView) -> dict[str, object]:

@@ -146,7 +146,7 @@ def series(session: Session, host_id: int, metric: str, since: datetime, until: 
 def host_series(session: Session, host_id: int, metrics: list[str], since: datetime,
                 until: datetime, step: int | None) -> dict[str, SeriesView]:
     """Several scrape metrics of a host over one range, from one query."""
-    width = q.choose_step(since, until, step)
+    width = q.covering_step(session, host_id, since, q.choose_step(since, until, step))
     got = q.scrape_series(session, host_id, metrics, since, until, width)
     return {k: SeriesView(k, s.step_seconds, since, until, s.times, s.values)
             for k, s in got.items()}
@@ -159,7 +159,7 @@ def cache_series(session: Session, host_id: int, name: str, metrics: list[str],
     cid = q.cache_id(session, host_id, name)
     if cid is None:
         return None
-    width = cs.cache_step(since, until, step)
+    width = q.covering_step(session, host_id, since, cs.cache_step(since, until, step))
     got = cs.cache_series(session, cid, metrics, since, until, width)
     return {k: SeriesView(f"cache:{name}:{k}", s.step_seconds, since, until, s.times,
                           s.values) for k, s in got.items()}
@@ -251,10 +251,12 @@ def history(session: Session, host: m.Host, days: float = 30.0) -> HostHistory |
     and removals come aggregated per bucket (counts and byte sums), never row by row.
     """
     end = host.last_seen_at
-    first = q.first_scrape_since(session, host.id, end - timedelta(days=days))
+    # From the first raw scrape or rolled-up hour: after the raw retention the rollups
+    # still hold the older part of the window.
+    first = mi.first_since(session, host.id, end - timedelta(days=days))
     if first is None:
         return None
-    return mi.host_history(session, host, first.taken_at, end)
+    return mi.host_history(session, host, first, end)
 
 
 def _valid(v: int | None) -> int | None:

@@ -68,6 +68,16 @@ def hline(fig: dict[str, Any], start: datetime, end: datetime, y: float, label: 
         "showlegend": False})
 
 
+def per(step_seconds: int) -> str:
+    """A chart's resolution in words: "per 44 s", "per 25 min", "per hour", "per 2 h"."""
+    if step_seconds % 3600 == 0:
+        n = step_seconds // 3600
+        return "per hour" if n == 1 else f"per {n} h"
+    if step_seconds % 60 == 0:
+        return f"per {step_seconds // 60} min"
+    return f"per {step_seconds} s"
+
+
 def points(fig: dict[str, Any]) -> int:
     """How many points (or Sankey links) the first trace holds (what the browser tests check)."""
     if not fig["data"]:

@@ -81,13 +81,15 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
                             tr.since, tr.until, None)
     dying, live = ser["memcg_dying"], ser["memcg_live"]
     recl, unrecl, percpu = ser["sreclaimable_bytes"], ser["sunreclaim_bytes"], ser["percpu_bytes"]
+    per = charts.per(dying.step_seconds)  # hourly where the range reaches dropped raw data
     figs = {
-        "memcgs": charts.line("Memory cgroups", [("dying", dying.times, dying.values),
-                                                 ("live", live.times, live.values)]),
-        "slab": charts.line("Slab", [("reclaimable", recl.times, recl.values),
+        "memcgs": charts.line(f"Memory cgroups (means {per})",
+                              [("dying", dying.times, dying.values),
+                               ("live", live.times, live.values)]),
+        "slab": charts.line(f"Slab (means {per})", [("reclaimable", recl.times, recl.values),
                                      ("unreclaimable", unrecl.times, unrecl.values)],
                             unit="bytes", stacked=True),
-        "percpu": charts.line("Percpu", [("percpu", percpu.times, percpu.values)],
+        "percpu": charts.line(f"Percpu (means {per})", [("percpu", percpu.times, percpu.values)],
                               unit="bytes"),
     }
     pins = pinsview.pins(session, h, tr.since, tr.until)
@@ -97,7 +99,7 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
         unit="bytes", stacked=True)
     churn = churnview.churn_view(session, h, tr.since, tr.until)
     churn_fig = charts.line(
-        f"Cgroups made and removed per {churn.width_seconds} s, counted by the kernel",
+        f"Cgroups made and removed {charts.per(churn.width_seconds)}, counted by the kernel",
         [(name, churn.times, [None if v is None else float(v) for v in vals])
          for name, vals in (("made (counted)", churn.created),
                             ("removed (counted)", churn.removed),
@@ -117,11 +119,13 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
            "removed": removed, "removed_total": removed_total,
            "removed_offset": removed_offset, "pins": pins,
            "pins_json": churnview.with_removal_counts(pinsview.pins_json(pins), groups),
+           "step_seconds": dying.step_seconds,
            "churn": churn, "churn_figure": churn_fig, "churn_points": charts.points(churn_fig),
            "churn_json": churnview.churn_json(churn), "groups": groups,
            "groups_json": churnview.groups_json(groups)}
     return _render(request, "host.html", format, ctx,
-                   ("host", "alerts", "range", "figures", "points", "top_bytes", "top_growth",
+                   ("host", "alerts", "range", "step_seconds", "figures", "points", "top_bytes",
+                    "top_growth",
                     "caches_at", "removed", "removed_total", "removed_offset", "pins_json",
                     "churn_json", "groups_json"))
 
@@ -143,13 +147,14 @@ def cache_page(request: Request, host: str, name: str, session: SessionDep,
     objs, active, slabs, nbytes = ser["objects"], ser["active_objs"], ser["slabs"], ser["bytes"]
     util = [None if not o or a is None else a / o for a, o in zip(active.values, objs.values,
                                                                    strict=True)]
+    per = charts.per(objs.step_seconds)
     figs = {
-        "objects": charts.line("Objects", [("total", objs.times, objs.values),
+        "objects": charts.line(f"Objects (means {per})", [("total", objs.times, objs.values),
                                            ("active", active.times, active.values)]),
-        "slabs": charts.line("Slabs", [("slabs", slabs.times, slabs.values)]),
-        "bytes": charts.line("Memory", [("bytes", nbytes.times, nbytes.values)],
+        "slabs": charts.line(f"Slabs (means {per})", [("slabs", slabs.times, slabs.values)]),
+        "bytes": charts.line(f"Memory (means {per})", [("bytes", nbytes.times, nbytes.values)],
                              unit="bytes"),
-        "utilisation": charts.line("Utilisation (active / total objects)",
+        "utilisation": charts.line(f"Utilisation (active / total objects, {per})",
                                    [("utilisation", objs.times, util)]),
     }
     figs["utilisation"]["layout"]["yaxis"].update(tickformat=".0%", range=[0, 1.05])
@@ -160,9 +165,11 @@ def cache_page(request: Request, host: str, name: str, session: SessionDep,
                 "order": geo.order, "reclaim_account": geo.reclaim_account}
     ctx = {"host_name": h.name, "name": name, "aliases": list(geo.aliases_json or []),
            "geometry": geometry, "range": tr, "presets": list(PRESETS), "figures": figs,
+           "step_seconds": objs.step_seconds,
            "points": {k: charts.points(v) for k, v in figs.items()}}
     return _render(request, "cache.html", format, ctx,
-                   ("host_name", "name", "aliases", "geometry", "range", "figures", "points"))
+                   ("host_name", "name", "aliases", "geometry", "range", "step_seconds",
+                    "figures", "points"))
 
 
 @router.get("/hosts/{host}/cgroups")
