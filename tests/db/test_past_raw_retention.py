@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from fastapi.testclient import TestClient
@@ -77,8 +78,7 @@ def test_charts_of_thirty_days_read_the_rollups_for_the_older_part(db_url: str,
         # and would bring samples from before the range) to the one `until` is in.
         assert dying.times[0] == since + timedelta(minutes=30)
         assert len(dying.times) == DAYS * 24
-        assert {(b - a).total_seconds() for a, b in zip(dying.times, dying.times[1:],
-                                                        strict=False)} == {3600.0}
+        assert {(b - a).total_seconds() for a, b in pairwise(dying.times)} == {3600.0}
         cache = views.cache_series(s, hid, "dentry", ["bytes"], since, END, None)
         assert cache is not None and cache["bytes"].step_seconds == 3600
         # Within the raw data a chart stays fine.
@@ -95,6 +95,15 @@ def test_charts_of_thirty_days_read_the_rollups_for_the_older_part(db_url: str,
             "Memory cgroups (means per hour)"
         assert got["churn_json"]["width_seconds"] == 3600
         assert got["figures"] is not None
+        for rng, width, n in (("30d", 3600, DAYS * 24 + 1), ("24h", 44, 289 + 1441)):
+            r = c.get("/api/v1/hosts/long-0/churn", params={"range": rng})
+            assert r.status_code == 200, r.text
+            churn = r.json()
+            assert churn["width_seconds"] == width and len(churn["buckets"]) <= n
+            at = [datetime.fromisoformat(b["at"]).timestamp() for b in churn["buckets"]]
+            assert all((b - a) % width == 0 for a, b in pairwise(at))
+            each = CHURN[0] if width == 44 else 12 * CHURN[0]  # one scrape, or 12 an hour
+            assert {b["created"] for b in churn["buckets"][1:-1]} - {None} == {each}
         r = c.get("/hosts/long-0", params={"range": "24h"})
         assert "Memory cgroups (means per 44 s)" in r.text
         assert "Cgroups made and removed per 44 s, counted by the kernel" in r.text
@@ -111,8 +120,7 @@ def test_the_models_history_reads_the_rollups_for_the_older_part(engine: Engine)
         assert h.start == since + timedelta(minutes=30)
         assert len(h.times_seconds) == DAYS * 24
         assert sum(b.removed for b in h.removals) == removed - 30 == DAYS * 1440 - 29
-        assert {b2.seconds - b1.seconds for b1, b2 in zip(h.removals, h.removals[1:],
-                                                          strict=False)} == {3600.0}
+        assert {b2.seconds - b1.seconds for b1, b2 in pairwise(h.removals)} == {3600.0}
         assert sum(b.created for b in h.churn) == CHURN[0] * (DAYS * 288 + 1 - 6)
 
 
