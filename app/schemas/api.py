@@ -199,7 +199,7 @@ class Observed(BaseModel):
 class FitFlagOut(BaseModel):
     """A reason not to trust the fit as it stands."""
 
-    code: Literal["reclaim_rate_at_grid_edge", "large_error"]
+    code: Literal["reclaim_rate_at_grid_edge", "large_error", "short_history"]
     message: str
 
 
