@@ -35,6 +35,13 @@ from app.services.pins import PinsView
 # the host removed (an assumption: 20,000 narrow rows read in well under a second).
 GROUP_ROWS = 20_000
 TABLE_BUCKETS = 12  # the newest intervals listed under the chart
+# What the counts are and when they come (app/domain/churn.py): shown on the page and in the
+# JSON twin, so no one reads an interval's lag as cgroups that did not happen.
+CHURN_NOTE = ("Cgroups that live less than a tick are counted when the next cgroup appears "
+              "in that hierarchy (kernfs ids count them only below a newer listed "
+              "directory); until then /proc/cgroups num_cgroups has moved but the ids have "
+              "not, so that interval's freed is unknown and the interval not exact, and the interval "
+              "that counts them gives freed over both.")
 
 
 @dataclass(slots=True)
@@ -108,7 +115,7 @@ def churn_json(v: ChurnView) -> dict[str, object]:
     """The view as the host page's JSON twin carries it."""
     return {"hierarchy": v.hierarchy, "width_seconds": v.width_seconds, "times": v.times,
             "created": v.created, "removed": v.removed, "freed": v.freed, "seen": v.seen,
-            "exact": v.exact, "totals": v.totals(), "newest": v.newest()}
+            "exact": v.exact, "totals": v.totals(), "newest": v.newest(), "note": CHURN_NOTE}
 
 
 def above_of(pins: PinsView) -> dict[tuple[str, str], Above]:
