@@ -40,8 +40,8 @@ TABLE_BUCKETS = 12  # the newest intervals listed under the chart
 CHURN_NOTE = ("Cgroups that live less than a tick are counted when the next cgroup appears "
               "in that hierarchy (kernfs ids count them only below a newer listed "
               "directory); until then /proc/cgroups num_cgroups has moved but the ids have "
-              "not, so that interval's freed is unknown and the interval not exact, and the interval "
-              "that counts them gives freed over both.")
+              "not, so that interval's freed is unknown and it is not exact, and the "
+              "interval that counts them gives freed over both.")
 
 
 @dataclass(slots=True)
