@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.domain.cgtable import CGSTAT, KMEM_USAGE, STAT, table_from_rows
 import pytest
 
+from app.domain.cgtable import CGSTAT, KMEM_USAGE, STAT, table_from_rows
 from app.domain.eras import ERAS, SlabPin
 from app.domain.pins import (
     CATEGORY,
