@@ -25,7 +25,8 @@ goes negative: the ids are lagging. Then freed is not known (None, and the inter
 exact), and the num_cgroups baseline stays where the ids were last complete, with the
 creations counted since (`NumBase`): the interval that counts the burst computes freed over
 the same span its created covers, never "more freed than made". So cgroups that live less
-than a tick are counted when the next cgroup appears in that hierarchy.
+than a tick are counted when the next cgroup appears in that hierarchy. An interval whose
+num_cgroups is unread (it moved during the listing) carries the baseline on likewise.
 """
 
 from __future__ import annotations
@@ -99,5 +100,7 @@ def churn(before: Listing, now: Listing, stride: int, base: NumBase | None = Non
             lagging, freed, nxt = True, None, NumBase(base.num_cgroups, counted)
         else:
             nxt = NumBase(now.num_cgroups)
+    elif base is not None:  # num_cgroups unread now: freed over this span comes later
+        nxt = NumBase(base.num_cgroups, base.created + created)
     exact = rest == 0 and removed >= 0 and not lagging
     return Churn(created, max(0, removed), freed, exact, lagging, nxt)

@@ -87,4 +87,20 @@ def test_a_lag_that_lasts_several_intervals_keeps_one_baseline() -> None:
 
 def test_without_num_cgroups_nothing_lags() -> None:
     got = churn(Listing(1, 3), Listing(1 + S, 4), S, NumBase(10, 2))
-    assert got is not None and got.freed is None and got.exact and got.base is None
+    assert got is not None and got.freed is None and got.exact and not got.lagging
+    assert got.base == NumBase(10, 3)  # carried on to where num_cgroups is read again
+    # A hierarchy whose memcgs num_cgroups does not count: no baseline at all.
+    got = churn(Listing(1, 3), Listing(1 + S, 4), S)
+    assert got is not None and got.freed is None and got.base is None
+
+
+def test_an_interval_without_num_cgroups_carries_the_baseline_on() -> None:
+    """num_cgroups unread (it moved while the hierarchy was listed): freed unknown there,
+    and the next interval's freed spans both, so the sum still balances."""
+    a = Listing(7_000, 5, 50)
+    b = Listing(7_000 + 4 * S, 5, None)  # 4 made, 4 removed
+    one = churn(a, b, S)
+    assert one is not None and one.freed is None and one.exact and one.base == NumBase(50, 4)
+    c = Listing(7_000 + 6 * S, 7, 53)  # 2 more made and kept; num_cgroups 50 -> 53
+    two = churn(b, c, S, one.base)
+    assert two is not None and (two.created, two.freed) == (2, 6 - 3)
