@@ -116,9 +116,11 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
            "top_bytes": by_bytes, "top_growth": by_growth, "caches_at": at,
            "removed": removed, "removed_total": removed_total,
            "removed_offset": removed_offset, "pins": pins,
-           "pins_json": churnview.with_removal_counts(pinsview.pins_json(pins), groups),
+           "pins_json": churnview.with_removal_counts(pinsview.pins_json(pins), groups,
+                                                       churn),
            "churn": churn, "churn_figure": churn_fig, "churn_points": charts.points(churn_fig),
-           "churn_json": churnview.churn_json(churn), "groups": groups,
+           "churn_json": churnview.churn_json(churn), "churn_note": churnview.CHURN_NOTE,
+           "groups": groups,
            "groups_json": churnview.groups_json(groups)}
     return _render(request, "host.html", format, ctx,
                    ("host", "alerts", "range", "figures", "points", "top_bytes", "top_growth",
