@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= sqlite:///slabscope.db
 INTERVAL ?= 15
+# The dashboard's port: `make run PORT=8123` (or SLABSCOPE_WEB_PORT, which the app reads).
+PORT   ?=
 
 .PHONY: venv run test lint unit bench bench-quick bench-deps clean compose-test
 
@@ -28,7 +30,7 @@ test: lint unit
 
 run: venv
 	SLABSCOPE_DATABASE_URL=$(DB) SLABSCOPE_COLLECT_INTERVAL_SECONDS=$(INTERVAL) \
-		$(BIN)/python -m app.run
+		$(if $(PORT),SLABSCOPE_WEB_PORT=$(PORT)) $(BIN)/python -m app.run
 
 # The peer the scrape bench compares with (Debian's node_exporter), when we may install it.
 bench-deps:

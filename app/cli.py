@@ -389,13 +389,23 @@ def _workload_body(scenario: str, workload_file: str | None) -> dict[str, object
         if scenario not in PRESETS:
             raise _fail(f"no scenario {scenario!r}; presets: {', '.join(PRESETS)}")
         return workload_json(PRESETS[scenario])
+    from app.schemas.simulation import MAX_BODY_BYTES
     try:
-        with open(workload_file, encoding="utf-8") as f:
-            body = json.load(f)
+        # As POST /api/v1/simulations: at most MAX_BODY_BYTES (a device or a huge file is
+        # read no further), then JSON.
+        with open(workload_file, "rb") as f:
+            raw = f.read(MAX_BODY_BYTES + 1)
     except OSError as err:
         raise _fail(f"--workload {workload_file}: {err.strerror or err}") from err
+    if len(raw) > MAX_BODY_BYTES:
+        raise _fail(f"--workload {workload_file}: over {MAX_BODY_BYTES // 1024} KiB, the "
+                    "bound of a simulation body")
+    try:
+        body = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise _fail(f"--workload {workload_file}: not UTF-8 JSON ({err})") from err
+    except RecursionError:
+        raise _fail(f"--workload {workload_file}: JSON nested too deep") from None
     if not isinstance(body, dict):
         raise _fail(f"--workload {workload_file}: a JSON object is needed (the body of "
                     "POST /api/v1/simulations)")
@@ -469,6 +479,8 @@ def simulate(
     scale: Annotated[float | None, typer.Option(
         help="Multiply every class's rate (per_day, or the frequency of a timer).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same result).")] = 0,
+    step_seconds: Annotated[float | None, typer.Option(
+        help="Seconds between output points (default: the workload's).")] = None,
     fmt: Annotated[SimFormat, typer.Option("--format")] = SimFormat.table,
     list_presets: Annotated[bool, typer.Option("--list", help="List the presets.")] = False,
 ) -> None:
@@ -484,13 +496,16 @@ def simulate(
 
     from app.domain.eras import ERA_NAMES
     from app.schemas.simulation import SimulationIn
-    from app.services.model import to_workload
+    from app.services.model import budget_error, to_workload
     from app.simulation.engine import simulate as run
+    from app.simulation.engine import work
     from app.simulation.scenarios import PRESETS
     if list_presets:
         for name, preset in PRESETS.items():
             typer.echo(f"{name:<26} {preset.description}")
         return
+    if not 0 <= seed < 1 << 63:
+        raise _fail(f"--seed must be 0 to 2^63-1, not {seed}")
     body = _workload_body(scenario, workload_file)
     if era:
         bad = [e for e in era if e not in ERA_NAMES]
@@ -504,6 +519,10 @@ def simulate(
         body["days"] = days
         body["step_seconds"] = min(step if isinstance(step, (int, float)) else 3600.0,
                                    days * 86_400.0 / 10)
+    if step_seconds is not None:
+        if not (math.isfinite(step_seconds) and step_seconds > 0):
+            raise _fail(f"--step-seconds must be above 0, not {step_seconds:g}")
+        body["step_seconds"] = step_seconds
     for key, value in (("cpus", cpus), ("numa_nodes", numa_nodes)):
         if value is not None:
             body[key] = value
@@ -527,6 +546,12 @@ def simulate(
     if workload_file is None:
         w = replace(w, description=PRESETS[scenario].description)
     eras = list(spec.eras)
+    # The same budget as the API's (SLABSCOPE_SIMULATION_MAX_WORK): what to reduce, before
+    # any CPU is spent.
+    budget = get_settings().simulation_max_work
+    cost = work(w, len(eras))
+    if cost.total > budget:
+        raise _fail(budget_error(cost, budget))
     scenario = w.name if workload_file else scenario
     if sys.stderr.isatty() and fmt is SimFormat.table:
         with typer.progressbar(length=len(eras), label=f"simulating {scenario}",

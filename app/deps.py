@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.domain.alerts import AlertRules
-from app.domain.timerange import as_utc
+from app.domain.timerange import TIME_MAX, TIME_MIN, as_utc
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -40,9 +40,13 @@ def rules_of(s: Settings) -> AlertRules:
 
 def _utc_or_none(t: datetime | None) -> datetime | None:
     try:
-        return None if t is None else as_utc(t)
+        utc = None if t is None else as_utc(t)
     except OverflowError:  # an offset that moves it past year 1 or 9999: a clear 422
-        raise ValueError("time out of range once in UTC (years 1 to 9999)") from None
+        utc = TIME_MAX
+    if utc is not None and not TIME_MIN <= utc < TIME_MAX:
+        raise ValueError(f"time out of range once in UTC ({TIME_MIN.date()} to "
+                         f"{TIME_MAX.date()})")
+    return utc
 
 
 # A time in a query string: ISO 8601, naive means UTC (as the README says).

@@ -32,7 +32,7 @@ from app.domain.cgtable import (
     stat_columns,
 )
 from app.domain.churn import Listing as ChurnListing
-from app.domain.churn import churn, stride_of
+from app.domain.churn import NumBase, churn, stride_of
 from app.domain.samples import (
     CgroupKmemSlabinfo,
     CgroupSample,
@@ -52,6 +52,9 @@ class _ChurnCounter:
     before: ChurnListing | None = None  # the last listing churn was counted from
     since: datetime | None = None  # its time
     stride: int | None = None  # ids a new cgroup takes, measured from a leaf
+    # num_cgroups where the ids were last complete, and creations counted since: carried
+    # across intervals whose ids lag (app/domain/churn.py), None: `before`'s own figure.
+    base: NumBase | None = None
 
 
 class CgroupTracker:
@@ -170,7 +173,9 @@ class CgroupTracker:
         churn. While no leaf exists to measure the stride from, the baseline stays, and the
         next counted interval spans the ticks in between (nothing is lost). A wrap or a
         reboot the ids show (app.domain.churn.churn gives None) counts nothing and resets
-        the baseline.
+        the baseline. While the ids lag behind num_cgroups (cgroups made and removed since
+        the newest listed directory), freed is None and the num_cgroups baseline is carried
+        to the interval whose ids catch up, so freed and created cover one span.
         """
         out: list[HierarchyChurn] = []
         for hs in self.states:
@@ -182,25 +187,26 @@ class CgroupTracker:
             memcgs = hs.v1 or hs.h.memory_controller
             now = ChurnListing(c.newest, len(listed.paths), num_cgroups if memcgs else None)
             if c.before is None or c.since is None:
-                c.before, c.since = now, taken_at
+                c.before, c.since, c.base = now, taken_at, None
                 continue
             if c.stride is None:
                 c.stride = self._stride(hs, listed)
                 if c.stride is None:
                     continue  # no leaf to measure yet: keep the baseline
-            got = churn(c.before, now, c.stride)
+            got = churn(c.before, now, c.stride, c.base)
             if got is not None and not got.exact:
                 # Another file count (cgroup2: controllers enabled since), or ids taken by
                 # files alone: measure again, and keep the new stride if it counts whole.
                 stride = self._stride(hs, listed)
                 if stride is not None and stride != c.stride:
-                    again = churn(c.before, now, stride)
+                    again = churn(c.before, now, stride, c.base)
                     if again is not None and again.exact:
                         got, c.stride = again, stride
             if got is not None:
                 out.append(HierarchyChurn(hs.kind, c.since, got.created, got.removed,
                                           got.freed, got.exact))
             c.before, c.since = now, taken_at
+            c.base = None if got is None else got.base
         return out
 
     @staticmethod

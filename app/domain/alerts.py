@@ -73,9 +73,12 @@ def _id_limit(h: HostSummary, rules: AlertRules) -> list[Alert]:
         days = h.days_to_memcg_id_limit
         if days is None or days >= rules.days_to_limit_min:
             return []
+        text = (f"{h.name} is at the {MEMCG_ID_MAX} memcg-ID limit: mkdir fails with ENOSPC"
+                if days == 0 else
+                f"{h.name} reaches the {MEMCG_ID_MAX} memcg-ID limit in {days:,.1f} days at "
+                "this rate: mkdir will fail with ENOSPC")
         return [Alert(h.name, "memcg_id_limit", "critical", days, rules.days_to_limit_min,
-                      f"{h.name} reaches the {MEMCG_ID_MAX} memcg-ID limit in {days:,.1f} days "
-                      "at this rate: mkdir will fail with ENOSPC")]
+                      text)]
     level = int(LIVE_LEVEL_SHARE * MEMCG_ID_MAX)
     if h.memcg_live is None or not 0 <= h.memcg_live < 1 << 63 or h.memcg_live < level:
         return []

@@ -17,6 +17,16 @@ kernel numbers count it anyway:
 
 With the number of visible cgroups: removed = visible before + created - visible now, and
 freed = created - (num_cgroups now - num_cgroups before).
+
+**Ids lag; num_cgroups does not.** A burst of cgroups made and removed within a tick moves
+num_cgroups at once, but the ids count it only when a later directory is listed (up to then
+the newest directory id stands still). Over such an interval `created - rise of num_cgroups`
+goes negative: the ids are lagging. Then freed is not known (None, and the interval is not
+exact), and the num_cgroups baseline stays where the ids were last complete, with the
+creations counted since (`NumBase`): the interval that counts the burst computes freed over
+the same span its created covers, never "more freed than made". So cgroups that live less
+than a tick are counted when the next cgroup appears in that hierarchy. An interval whose
+num_cgroups is unread (it moved during the listing) carries the baseline on likewise.
 """
 
 from __future__ import annotations
@@ -42,7 +52,21 @@ class Churn:
     created: int
     removed: int
     freed: int | None
-    exact: bool  # False: ids moved by other than whole cgroups (see the module docstring)
+    exact: bool  # False: ids moved by other than whole cgroups, or lag (module docstring)
+    # The ids lag behind num_cgroups (created - its rise < 0): freed is None, and the next
+    # interval's freed spans this one too (`base`).
+    lagging: bool = False
+    # The num_cgroups baseline for the next interval: where the ids were last complete.
+    base: NumBase | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumBase:
+    """The num_cgroups figure freed is counted from, and the creations the ids counted since
+    it was read (over intervals whose ids lagged, so whose freed was not known)."""
+
+    num_cgroups: int
+    created: int = 0
 
 
 def stride_of(file_count: int) -> int:
@@ -50,8 +74,13 @@ def stride_of(file_count: int) -> int:
     return 1 + file_count
 
 
-def churn(before: Listing, now: Listing, stride: int) -> Churn | None:
-    """Churn between two listings; None when the ids cannot say (a wrap or a reboot)."""
+def churn(before: Listing, now: Listing, stride: int, base: NumBase | None = None
+          ) -> Churn | None:
+    """Churn between two listings; None when the ids cannot say (a wrap or a reboot).
+
+    `base` is the num_cgroups baseline carried from earlier lagging intervals (None: the
+    figure of `before`). The result's `base` is what the next interval is to be given.
+    """
     if stride < 1:
         raise ValueError("stride must be at least 1")
     moved = now.newest_id - before.newest_id
@@ -59,8 +88,19 @@ def churn(before: Listing, now: Listing, stride: int) -> Churn | None:
         return None  # wrapped, or another boot: no count across it
     created, rest = divmod(moved, stride)
     removed = before.visible + created - now.visible
-    freed = None
-    if before.num_cgroups is not None and now.num_cgroups is not None:
-        freed = created - (now.num_cgroups - before.num_cgroups)
-    exact = rest == 0 and removed >= 0 and (freed is None or freed >= 0)
-    return Churn(created, max(0, removed), None if freed is None else max(0, freed), exact)
+    freed: int | None = None
+    lagging = False
+    nxt: NumBase | None = None
+    if base is None and before.num_cgroups is not None:
+        base = NumBase(before.num_cgroups)
+    if base is not None and now.num_cgroups is not None:
+        counted = base.created + created  # creations the ids counted since base was read
+        freed = counted - (now.num_cgroups - base.num_cgroups)
+        if freed < 0:  # num_cgroups rose by more than the ids counted: they lag
+            lagging, freed, nxt = True, None, NumBase(base.num_cgroups, counted)
+        else:
+            nxt = NumBase(now.num_cgroups)
+    elif base is not None:  # num_cgroups unread now: freed over this span comes later
+        nxt = NumBase(base.num_cgroups, base.created + created)
+    exact = rest == 0 and removed >= 0 and not lagging
+    return Churn(created, max(0, removed), freed, exact, lagging, nxt)

@@ -78,7 +78,11 @@ class Era:
 
         Slab when it does not pin (5.3 cache reparenting, 5.9 objcg); percpu when it goes
         through objcg (5.9, with its memory.stat key); kernel pages when they no longer pin
-        (5.13); the LRU kinds when folios are reparented (the 2026 series).
+        (5.13): kernel stacks and v1's whole kmem usage (`kernel`: slab, stacks and other
+        kernel pages, all through objcg then); the LRU kinds when folios are reparented (the
+        2026 series). Never `sock`: an open socket holds a css reference of its own
+        (mem_cgroup_sk_alloc), "other direct css holders" in every era (kernel-notes.md 2,
+        'Pins and release by era').
         """
         kinds: set[str] = set()
         if self.slab_pin is SlabPin.NONE:
@@ -86,7 +90,7 @@ class Era:
         if self.memory_stat_percpu:
             kinds.add("percpu")
         if not self.kmem_pages_pin:
-            kinds.add("kernel_stack")
+            kinds |= {"kernel_stack", "kernel"}
         if not self.lru_pins:
             kinds |= {"file", "dirty", "shmem", "anon", "swap"}
         return frozenset(kinds)

@@ -152,6 +152,11 @@ def memcg_id_limit(release: str, live: int | None, total: int | None, g: Growth)
     """
     hold = dying_hold_ids_for_release(release)
     if hold.holds:
+        if total is not None and total >= MEMCG_ID_MAX:
+            # At the limit already: mkdir fails now, whatever the growth or its evidence.
+            note = f"{total:,} memcgs hold IDs: at the {MEMCG_ID_MAX} limit, mkdir fails " \
+                   "with ENOSPC now"
+            return IdLimit(0.0, True, f"{note}; {hold.note}" if hold.note else note)
         return IdLimit(days_to_limit(total, g), True, hold.note)
     shown = f"{live:,}" if live is not None else "unknown"
     return IdLimit(None, False,

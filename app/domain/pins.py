@@ -6,8 +6,14 @@ P's dying descendants hold is P's hierarchical figure less what its live parts h
 
 - v1 (`memory` hierarchy): `total_X(P) - X(P) - sum(total_X(child))` over P's live
   children, since v1 memory.stat prints P's own (local) figure X and the hierarchical one
-  total_X. `memory.kmem.usage_in_bytes` is hierarchical only, so its residual
-  `kmem(P) - sum(kmem(child))` also holds P's own kernel memory: an estimate.
+  total_X. `memory.kmem.usage_in_bytes` is hierarchical only, with no figure of P's own,
+  so its residual `kmem(P) - sum(kmem(child))` also holds P's own kernel memory: on a leaf
+  or a cgroup with tasks it is mostly that (on a tester's host the leaves' own kmem was
+  166 MB of the 167 MB at the root). It is counted as held by dying descendants (an
+  estimate, P's own taken as 0) only where that is likely: P has no anon of its own (v1's
+  local `rss`, the proxy for "no tasks": an assumption, v1 memory.stat counts no tasks)
+  and at least one removal record lies below P (`removed_below`). Elsewhere it is
+  `unknown`: kept in the record, never shown as kernel memory held.
 - cgroup2 (`unified`): `X(P) - sum(X(child))`, since memory.stat is hierarchical. Exact for
   a cgroup with no processes of its own: a non-root cgroup with live children (the
   no-internal-process rule). Elsewhere (the root, a cgroup without live children) it may
@@ -28,7 +34,7 @@ kernel page (kernel-notes.md sections 1-3 and the era table, app/domain/eras.py)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,17 +50,19 @@ KINDS: tuple[str, ...] = ("file", "dirty", "shmem", "anon", "swap", "slab", "ker
                           "sock", "percpu", "kernel")
 
 # kind -> what the breakdown calls it.
+# Sockets apart from kernel memory: an open socket holds its memcg in every era, while kernel
+# memory is reparented since 5.13 (app/domain/eras.py Era.reparented_kinds).
 CATEGORY: dict[str, str] = {
     "file": "page cache", "dirty": "dirty page cache", "shmem": "tmpfs/shmem",
     "anon": "anonymous memory", "swap": "swap", "slab": "kernel memory",
-    "kernel_stack": "kernel memory", "sock": "kernel memory", "percpu": "kernel memory",
+    "kernel_stack": "kernel memory", "sock": "socket buffers", "percpu": "kernel memory",
     "kernel": "kernel memory",
 }
 
-# Kinds whose charge no longer holds a dying memcg, by era (Era.reparented_kinds, from the
-# era facts): reparented to the parent when
-# the memcg goes offline (kernel-notes.md: slab 5.3 fb2f2b0adb98; objcg for slab and
-# percpu 5.9; kernel pages 5.13; LRU folios in the 2026 series). Sockets hold a css
+# Kinds whose charge no longer holds a dying memcg, by era: the era registry's own
+# (Era.reparented_kinds, from its facts), for every kind: reparented to the parent when the
+# memcg goes offline (kernel-notes.md: slab 5.3 fb2f2b0adb98; objcg for slab and percpu 5.9;
+# kernel pages, v1 kmem included, 5.13; LRU folios in the 2026 series). Sockets hold a css
 # reference while open (mem_cgroup_sk_alloc), in every era.
 REPARENTED: dict[str, frozenset[str]] = {n: e.reparented_kinds for n, e in ERAS.items()}
 
@@ -66,7 +74,9 @@ class Residual:
     `bytes` holds the residuals as the counters give them, signed; `about_zero` the kinds
     below 0 by no more than per-CPU batching (shown as ~0); `inconsistent` the kinds further below 0
     than batching explains (a torn read); `estimated` the kinds that may include the
-    cgroup's own charge (see the module docstring). `dying` counts the dying memcgs whose
+    cgroup's own charge (see the module docstring); `unknown` the kinds whose residual is
+    likely the cgroup's own (v1 kmem where P may have tasks, or has no removal below it):
+    never shown as held. `dying` counts the dying memcgs whose
     nearest live ancestor this cgroup is (cgroup2's nr_dying_descendants, less its live
     children's), None where the kernel does not say (v1).
     """
@@ -79,10 +89,12 @@ class Residual:
     about_zero: frozenset[str] = frozenset()
     inconsistent: frozenset[str] = frozenset()
     children: int = 0
+    unknown: frozenset[str] = frozenset()
 
     def held(self, kind: str) -> int:
-        """The kind's residual as shown: 0 where it is about 0 or torn, else its bytes."""
-        if kind in self.about_zero or kind in self.inconsistent:
+        """The kind's residual as shown: 0 where it is about 0, torn or unknown, else its
+        bytes."""
+        if kind in self.about_zero or kind in self.inconsistent or kind in self.unknown:
             return 0
         return max(0, self.bytes.get(kind, 0))
 
@@ -209,12 +221,27 @@ class ResidualTable:
     dying: npt.NDArray[np.int64]  # -1 where the kernel does not say (v1)
     children: npt.NDArray[np.int64]
     tolerance: int
+    # Rows whose residual of the kind is likely their own (v1 kmem: see the module docstring).
+    unknown: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
 
     def held(self, kind: str) -> npt.NDArray[np.int64]:
-        """Bytes shown per row: negatives (batching noise or torn reads) as 0."""
+        """Bytes shown per row: negatives (batching noise or torn reads) and unknowns as 0."""
         v, ok = self.kinds.get(kind, (np.zeros(len(self.table), dtype=I64),
                                       np.zeros(len(self.table), dtype=bool)))
+        unknown = self.unknown.get(kind)
+        if unknown is not None:
+            ok = ok & ~unknown
         return np.where(ok & (v > 0) & (self.dying != 0), v, 0)
+
+    def unknown_bytes(self, kind: str) -> int:
+        """Positive residual bytes of `kind` over the rows where it is unknown (likely the
+        cgroups' own): what the chart leaves out, said beside it."""
+        v, ok = self.kinds.get(kind, (np.zeros(len(self.table), dtype=I64),
+                                      np.zeros(len(self.table), dtype=bool)))
+        unknown = self.unknown.get(kind)
+        if unknown is None:
+            return 0
+        return int(np.where(ok & unknown & (v > 0), v, 0).sum())
 
     def totals(self, era: str) -> dict[tuple[str, bool, bool], int]:
         """(category, pins in `era`, measured) -> bytes, summed over every row."""
@@ -234,9 +261,14 @@ class ResidualTable:
         return out
 
 
-def residual_table(table: CgroupTable, *, cpus: int, page_size: int = 4096) -> ResidualTable:
+def residual_table(table: CgroupTable, *, cpus: int, page_size: int = 4096,
+                   removed_below: Collection[tuple[str, str]] = ()) -> ResidualTable:
     """The residuals of every cgroup of `table`, vectorised (a 10,000-cgroup frame in a few
-    milliseconds: the pages fold a range of frames)."""
+    milliseconds: the pages fold a range of frames).
+
+    `removed_below`: the (hierarchy, path) of cgroups with at least one removal record below
+    them; only there can v1's kmem residual be held by removed children (module docstring).
+    """
     f = _Frame(table)
     v1 = np.array([h == "memory" for h in table.hierarchies], dtype=bool)
     v2 = ~v1
@@ -272,18 +304,26 @@ def residual_table(table: CgroupTable, *, cpus: int, page_size: int = 4096) -> R
              "kernel": (np.where(v1, kmem, 0), kmem_ok & v1)}
     kinds = {k: v for k, v in kinds.items() if v[1].any()}
     # cgroup2's no-internal-process rule: only a non-root cgroup with live children surely
-    # has no processes of its own. v1's kmem usage is hierarchical only: it holds P's own.
+    # has no processes of its own. v1's kmem usage is hierarchical only: it holds P's own,
+    # taken as 0 only where P has no anon of its own and removals lie below it; else unknown.
     root = np.array([p == "/" for p in table.paths], dtype=bool)
     v2_est = v2 & (root | (f.children == 0))
-    estimated = {k: (v1.copy() if k == "kernel" else v2_est.copy()) for k in kinds}
+    own_rss, own_rss_ok = f.get(STAT + "rss")
+    below = frozenset(removed_below)
+    has_removed = np.array([(h, p) in below for h, p in zip(table.hierarchies, table.paths,
+                                                             strict=True)], dtype=bool)
+    kmem_likely_left = v1 & own_rss_ok & (own_rss == 0) & has_removed
+    estimated = {k: (kmem_likely_left if k == "kernel" else v2_est.copy()) for k in kinds}
+    unknown = {"kernel": v1 & ~kmem_likely_left} if "kernel" in kinds else {}
     nd, nd_ok = f.residual(CGSTAT + "nr_dying_descendants", None,
                            CGSTAT + "nr_dying_descendants")
     dying = np.where(nd_ok & v2, np.maximum(nd, 0), -1)
     tolerance = CHARGE_BATCH_PAGES * max(1, cpus) * page_size
-    return ResidualTable(table, kinds, estimated, dying, f.children, tolerance)
+    return ResidualTable(table, kinds, estimated, dying, f.children, tolerance, unknown)
 
 
-def residuals(table: CgroupTable, *, cpus: int, page_size: int = 4096) -> list[Residual]:
+def residuals(table: CgroupTable, *, cpus: int, page_size: int = 4096,
+              removed_below: Collection[tuple[str, str]] = ()) -> list[Residual]:
     """The residual of every cgroup of `table` that has the figures for it, as records.
 
     `cpus` and `page_size` size the per-CPU batching tolerance. Cgroups are matched to
@@ -291,7 +331,7 @@ def residuals(table: CgroupTable, *, cpus: int, page_size: int = 4096) -> list[R
     cgroup2 tree that does not run the memory controller) gives nothing. A cgroup2 cgroup
     with no dying memcg below it is left out: its residual is its own.
     """
-    rt = residual_table(table, cpus=cpus, page_size=page_size)
+    rt = residual_table(table, cpus=cpus, page_size=page_size, removed_below=removed_below)
     return [r for i in range(len(table)) if (r := record(rt, i)) is not None]
 
 
@@ -306,7 +346,8 @@ def record(rt: ResidualTable, i: int) -> Residual | None:
                     None if dying < 0 else dying,
                     frozenset(k for k in got if rt.estimated[k][i]),
                     frozenset(k for k, v in got.items() if -tol <= v < 0),
-                    frozenset(k for k, v in got.items() if v < -tol), int(rt.children[i]))
+                    frozenset(k for k, v in got.items() if v < -tol), int(rt.children[i]),
+                    frozenset(k for k in got if k in rt.unknown and rt.unknown[k][i]))
 
 
 def breakdown(r: Residual, era: str) -> Breakdown:

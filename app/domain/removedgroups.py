@@ -23,6 +23,10 @@ many of the kept removals are still dying (`GroupsView.dying_now`).
 The label of a removal whose last sample showed nothing charged is never "freed shortly
 after removal" when the residual or the dying count above it says otherwise: that sample
 may be stale (read up to a walk interval before the cgroup's last charge).
+
+A group's removals need not share a likely pin (half may have left tmpfs, half page cache
+only): each group counts its removals per likely pin (`Group.mix`), and where its charged
+removals differ its label says the mix, not one removal's label for all.
 """
 
 from __future__ import annotations
@@ -128,6 +132,31 @@ def label(era: str, r: Removal, above: Above | None) -> str:
     return "nothing charged when last seen: freed shortly after removal"
 
 
+# kind of charge -> the short name a group's mix counts it under
+_CHARGE_SHORT = {"shmem": "tmpfs/shmem", "file": "page cache", "kernel_stack": "kernel stacks",
+                 "slab": "slab"}
+
+
+def pin_key(era: str, r: Removal, above: Above | None) -> str:
+    """The short name of `label`'s answer for `r`: what a group's mix counts it under."""
+    kinds = pins_in(era, r)
+    if kinds:
+        return _CHARGE_SHORT[kinds[0]]
+    if above is not None and above.holds > 0:
+        return "nothing charged, charge left above"
+    if above is not None and above.dying:
+        return "nothing charged, dying counted above"
+    if above is not None and above.dying == 0:
+        return "freed"
+    return "nothing charged"
+
+
+def mix_label(mix: dict[str, int]) -> str:
+    """A group's removals per likely pin, most first: `15 tmpfs/shmem, 15 page cache`."""
+    return ", ".join(f"{n} {k}" for k, n in sorted(mix.items(), key=lambda kv: (-kv[1],
+                                                                               kv[0])))
+
+
 def nearest_above(hierarchy: str, path: str, above: dict[tuple[str, str], Above]
                   ) -> Above | None:
     """The nearest ancestor of `path` that the latest frame lists (parents may be gone too)."""
@@ -158,6 +187,7 @@ class Group:
     held_above: int = 0  # residual bytes under the distinct live ancestors
     dying_above: int | None = None  # cgroup2: dying memcgs under them (None: v1)
     likely_pin: str = ""
+    mix: dict[str, int] = field(default_factory=dict)  # removals per likely pin (`pin_key`)
 
     @property
     def path(self) -> str:
@@ -176,8 +206,9 @@ class GroupsView:
     dying_now: int | None  # the host's dying count: at most this many are still dying
     freed_before: datetime | None  # the last time the host counted no dying memcg
     truncated: bool = False  # only the newest `considered` records were looked at
-    # Kept removals per nearest live ancestor (hierarchy, path): v1's dying count per
-    # subtree, from removal records (the kernel counts them per subtree on cgroup2 only).
+    # Kept removals per nearest live ancestor (hierarchy, path): the removal records seen
+    # below it that may still be dying. Not a bound on its dying memcgs (the kernel counts
+    # those per subtree on cgroup2 only): cgroups that lived less than a tick leave none.
     under: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
@@ -222,6 +253,8 @@ def group_removed(rows: Iterable[Removal], era: str, above: dict[tuple[str, str]
             g.likely_pin = label(era, r, up)
         g.count += 1
         g.charged += charged
+        key_ = pin_key(era, r, up)
+        g.mix[key_] = g.mix.get(key_, 0) + 1
         if g.newest_at is None or r.removed_at > g.newest_at:
             g.newest_at, g.example = r.removed_at, r.path
         if g.oldest_at is None or r.removed_at < g.oldest_at:
@@ -235,6 +268,10 @@ def group_removed(rows: Iterable[Removal], era: str, above: dict[tuple[str, str]
                 g.dying_above = (g.dying_above or 0) + up.dying
         elif up is None:
             g.parents.add(parent)
+    for g in groups.values():
+        charged_kinds = [k for k in g.mix if k in _CHARGE_SHORT.values()]
+        if len(charged_kinds) > 1:  # the charged removals differ: one label is not all's
+            g.likely_pin = f"mixed, by each one's last sample: {mix_label(g.mix)}"
     ordered = sorted(groups.values(), key=lambda g: (-g.count, g.hierarchy, g.path))
     return GroupsView(ordered, considered, known, unpinned, dying_now, freed_before, truncated,
                       under)

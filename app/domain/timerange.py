@@ -28,6 +28,15 @@ class TimeRange:
         return (self.until - self.since).total_seconds()
 
 
+# Times a database stores on both backends once in UTC: PostgreSQL's timestamptz ends at
+# year 10000 and Python's datetime at year 1, and an offset can push a valid-looking value
+# past either (0001-01-01T00:00+14:00 is year 0 in UTC); hour and day arithmetic near either
+# end overflows. Assumption: no kernel or collector clock is before the Unix epoch or past
+# year 9000, and no query needs to be.
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def as_utc(t: datetime) -> datetime:
     """A naive time is taken as UTC; an aware one is converted."""
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

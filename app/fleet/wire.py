@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import json
 from array import array
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -72,6 +73,7 @@ from app.domain.samples import (
     SourceError,
 )
 from app.domain.snapshot_json import SCHEMA, SCHEMA_V1
+from app.domain.timerange import TIME_MAX, TIME_MIN
 
 U64_MAX = (1 << 64) - 1
 S64_MIN = -(1 << 63)
@@ -117,7 +119,20 @@ Message = Annotated[StrictStr, _text(MESSAGE_MAX)]
 Hierarchy = Literal["memory", "unified"]
 CgroupPath = Annotated[StrictStr, _text(PATH_CHARS_MAX, 1, r"^/[^\x00]*$")]
 Figures = Annotated[dict[Key, Figure], Field(max_length=MAX_KEYS)]
-Timestamp = AwareDatetime
+def _in_range(v: datetime) -> datetime:
+    try:
+        utc = v.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not TIME_MIN <= utc < TIME_MAX:
+        raise ValueError(f"{v.isoformat()} is outside {TIME_MIN.date()} .. {TIME_MAX.date()} "
+                         "in UTC: check the collector's clock")
+    return v
+
+
+# Times within TIME_MIN .. TIME_MAX once in UTC (app.domain.timerange: what both databases
+# store, with room for hour and day arithmetic).
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 
 class _Strict(BaseModel):
@@ -282,6 +297,13 @@ class WireRemoved(_Strict):
     stat_read_at: Timestamp | None = None
 
 
+# Assumption: no kernel makes, removes or frees more than 100,000 cgroups a second (a
+# memcg's mkdir allocates per-CPU stats and kernfs nodes; measured here: 50 made and removed
+# in well under 100 ms, tests/collector/test_live_churn.py). A count past it is a broken
+# collector, not churn, and would make the model fit absurd rates.
+MAX_CHURN_PER_SECOND = 100_000
+
+
 class WireChurn(_Strict):
     """Cgroups made, removed and freed in one hierarchy since `since` (the previous counted
     listing), counted from kernfs ids and /proc/cgroups (app/domain/churn.py).
@@ -355,6 +377,15 @@ class SnapshotV2(_SnapshotBase):
             if c.since > self.taken_at:
                 raise ValueError(f"churn of {c.hierarchy}: since {c.since.isoformat()} is "
                                  f"after taken_at {self.taken_at.isoformat()}")
+            span = max(1.0, (self.taken_at - c.since).total_seconds())
+            most = MAX_CHURN_PER_SECOND * span
+            for what, n in (("created", c.created), ("removed", c.removed),
+                            ("freed", c.freed or 0)):
+                if n > most:
+                    raise ValueError(
+                        f"churn of {c.hierarchy}: {what} {n:,} in {span:,.0f} s is over "
+                        f"{MAX_CHURN_PER_SECOND:,} a second (no kernel makes cgroups that "
+                        "fast): check the collector")
         return self
 
 

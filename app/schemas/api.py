@@ -120,7 +120,9 @@ class RemovedPage(BaseModel):
 
 class ChurnBucketOut(BaseModel):
     """Cgroups made, removed and freed in one bucket, counted by the kernel (None: not
-    counted then), and the removals the collector's listing saw."""
+    counted then), and the removals the collector's listing saw. `freed` is None too where
+    the ids lagged behind num_cgroups (a burst counted at the next cgroup made), and `exact`
+    False then: the bucket that counts the burst gives freed over both (ChurnOut.note)."""
 
     at: datetime
     created: int | None
@@ -137,6 +139,7 @@ class ChurnOut(BaseModel):
     width_seconds: int
     totals: dict[str, int]
     buckets: list[ChurnBucketOut]
+    note: str = ""  # when cgroups that lived less than a tick are counted
 
 
 class AlertsOut(BaseModel):
@@ -199,7 +202,7 @@ class Observed(BaseModel):
 class FitFlagOut(BaseModel):
     """A reason not to trust the fit as it stands."""
 
-    code: Literal["reclaim_rate_at_grid_edge", "large_error"]
+    code: Literal["reclaim_rate_at_grid_edge", "large_error", "short_history"]
     message: str
 
 

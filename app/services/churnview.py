@@ -35,6 +35,13 @@ from app.services.pins import PinsView
 # the host removed (an assumption: 20,000 narrow rows read in well under a second).
 GROUP_ROWS = 20_000
 TABLE_BUCKETS = 12  # the newest intervals listed under the chart
+# What the counts are and when they come (app/domain/churn.py): shown on the page and in the
+# JSON twin, so no one reads an interval's lag as cgroups that did not happen.
+CHURN_NOTE = ("Cgroups that live less than a tick are counted when the next cgroup appears "
+              "in that hierarchy (kernfs ids count them only below a newer listed "
+              "directory); until then /proc/cgroups num_cgroups has moved but the ids have "
+              "not, so that interval's freed is unknown and it is not exact, and the "
+              "interval that counts them gives freed over both.")
 
 
 @dataclass(slots=True)
@@ -130,7 +137,7 @@ def churn_json(v: ChurnView) -> dict[str, object]:
     """The view as the host page's JSON twin carries it."""
     return {"hierarchy": v.hierarchy, "width_seconds": v.width_seconds, "times": v.times,
             "created": v.created, "removed": v.removed, "freed": v.freed, "seen": v.seen,
-            "exact": v.exact, "totals": v.totals(), "newest": v.newest()}
+            "exact": v.exact, "totals": v.totals(), "newest": v.newest(), "note": CHURN_NOTE}
 
 
 def above_of(pins: PinsView) -> dict[tuple[str, str], Above]:
@@ -205,7 +212,8 @@ def groups_json(v: GroupsView) -> dict[str, object]:
                     "newest_at": g.newest_at, "oldest_at": g.oldest_at, "example": g.example,
                     "parents": len(g.parents), "file_bytes": g.file_bytes,
                     "shmem_bytes": g.shmem_bytes, "held_above": g.held_above,
-                    "dying_above": g.dying_above, "likely_pin": g.likely_pin}
+                    "dying_above": g.dying_above, "likely_pin": g.likely_pin,
+                    "likely_pins": dict(g.mix)}
                    for g in v.groups],
     }
 
@@ -249,11 +257,22 @@ def evidence(session: Session, host: m.Host, pins: PinsView | None = None,
     return Evidence(host.era, above_of(pins), freed_before(session, host.id))
 
 
-def with_removal_counts(pins_json: dict[str, object], groups: GroupsView) -> dict[str, object]:
-    """The pins twin with, per top subtree, the removals below it that may still be dying
-    (`removed_below`): v1's dying count per subtree, which the kernel does not give."""
+def with_removal_counts(pins_json: dict[str, object], groups: GroupsView,
+                        churn: ChurnView | None = None) -> dict[str, object]:
+    """The pins twin with, per top subtree, the removals the listing saw below it that may
+    still be dying (`removed_below`), and the hierarchy's removals the kernel's ids counted
+    in the range (`removals_counted`, None where churn was not counted).
+
+    `removed_below` is no bound on the subtree's dying memcgs (v1 counts none per subtree):
+    cgroups that lived less than a tick leave no removal record; `removals_counted` says how
+    many removals there were in all."""
     top = pins_json.get("top")
     if isinstance(top, list):
         for t in top:
             t["removed_below"] = groups.under.get((t["hierarchy"], t["path"]), 0)
+    counted = churn is not None and churn.counted
+    pins_json["removals_counted"] = churn.totals()["removed"] if churn and counted else None
+    pins_json["removals_counted_hierarchy"] = churn.hierarchy if churn and counted else None
+    pins_json["removed_below_note"] = ("removals the listing saw below each subtree that may "
+                                       "still be dying; more may have lived less than a tick")
     return pins_json

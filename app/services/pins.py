@@ -4,6 +4,10 @@ Each series frame (every 300 s by default) holds every cgroup's local and hierar
 figures; app/domain/pins.py turns one into residuals. A range is folded from at most
 MAX_FRAMES frames spread evenly over it (a 10,000-cgroup frame folds in milliseconds; the
 decode is the cost), and the latest frame in the range gives the top subtrees.
+
+On v1 a cgroup's kmem residual counts as left by removed children only where a removal
+record lies below it by the frame's time (app/domain/pins.py): the newest REMOVAL_ROWS
+records up to the range's end say where.
 """
 
 from __future__ import annotations
@@ -19,11 +23,22 @@ from app.db import models as m
 from app.db.base import Base
 from app.db.frames import unpack
 from app.domain.cgtable import CgroupTable
-from app.domain.pins import Breakdown, ResidualTable, record, residual_table, top_leaking
+from app.domain.pins import (
+    Breakdown,
+    ResidualTable,
+    parent_path,
+    record,
+    residual_table,
+    top_leaking,
+)
 
 MAX_FRAMES = 96
 TOP = 10
 _CHUNK = 500
+# Removal records read to find the cgroups with removals below them, newest first: the bound
+# the grouped removals use too (app/services/churnview.py GROUP_ROWS; an assumption: 20,000
+# narrow rows read in well under a second).
+REMOVAL_ROWS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,8 @@ class PinsView:
     at: datetime | None = None  # the frame `top` comes from
     frames: int = 0  # series frames in the range (before thinning)
     last: ResidualTable | None = None  # the residuals of the frame `top` comes from
+    # v1 kmem residual bytes of the latest frame left out as likely the cgroups' own
+    kernel_unknown: int = 0
 
 
 def _table(model: type[Base]) -> Table:
@@ -93,6 +110,27 @@ def frame_table(session: Session, blob: bytes, known: dict[int, tuple[str, str]]
                        tuple(known[c][1] for c in ids), values, present)
 
 
+def removal_ancestors(session: Session, host_id: int, until: datetime
+                      ) -> dict[tuple[str, str], datetime]:
+    """(hierarchy, path) of every ancestor of a removed cgroup -> the earliest removal below
+    it, from the newest REMOVAL_ROWS records up to `until`."""
+    r = _table(m.RemovedCgroup)
+    rows = session.execute(select(r.c.hierarchy, r.c.path, r.c.removed_at)
+                           .where(r.c.host_id == host_id, r.c.removed_at <= until)
+                           .order_by(r.c.removed_at.desc()).limit(REMOVAL_ROWS)).all()
+    out: dict[tuple[str, str], datetime] = {}
+    for h, path, at in rows:
+        up = parent_path(path)
+        while up is not None:
+            key = (h, up)
+            old = out.get(key)
+            if old is not None and old <= at:
+                break  # this ancestor and those above it have an earlier removal already
+            out[key] = at
+            up = parent_path(up)
+    return out
+
+
 def pins(session: Session, host: m.Host, since: datetime, until: datetime) -> PinsView:
     """What holds the host's dying memcgs between `since` and `until`, in its own era."""
     era = host.era
@@ -109,6 +147,7 @@ def pins(session: Session, host: m.Host, since: datetime, until: datetime) -> Pi
     page = host.page_size_bytes or 4096
     totals: list[dict[tuple[str, bool, bool], int]] = []
     last: ResidualTable | None = None
+    removed = removal_ancestors(session, host.id, until)
     for i in range(0, len(chosen), 24):
         rows = session.execute(select(f.c.taken_at, f.c.data).where(
             f.c.id.in_(chosen[i:i + 24])).order_by(f.c.taken_at, f.c.id)).all()
@@ -116,7 +155,8 @@ def pins(session: Session, host: m.Host, since: datetime, until: datetime) -> Pi
             table = frame_table(session, blob, known)
             if table is None:
                 continue
-            rt = residual_table(table, cpus=cpus, page_size=page)
+            below = [k for k, t in removed.items() if t <= at]
+            rt = residual_table(table, cpus=cpus, page_size=page, removed_below=below)
             view.times.append(at)
             totals.append(rt.totals(era))
             last, view.at = rt, at
@@ -126,6 +166,7 @@ def pins(session: Session, host: m.Host, since: datetime, until: datetime) -> Pi
                        for c, p, meas in keys)
     view.last = last
     if last is not None:
+        view.kernel_unknown = last.unknown_bytes("kernel")
         recs = [r for i in range(len(last.table)) if (r := record(last, i)) is not None]
         view.top.extend(top_leaking(recs, era, TOP))
     return view
@@ -135,6 +176,7 @@ def pins_json(v: PinsView) -> dict[str, object]:
     """The view as the JSON twin of the host page shows it."""
     return {
         "era": v.era, "at": v.at, "frames": v.frames, "times": v.times,
+        "kernel_unknown_bytes": v.kernel_unknown,
         "series": [{"category": s.category, "pins": s.pins, "measured": s.measured,
                     "label": s.label, "values": s.values} for s in v.series],
         "top": [{"hierarchy": b.residual.hierarchy, "path": b.residual.path,
@@ -142,6 +184,7 @@ def pins_json(v: PinsView) -> dict[str, object]:
                  "pinning_bytes": b.pinning_bytes, "estimated_bytes": b.estimated_bytes,
                  "unexplained": b.unexplained,
                  "torn": sorted(b.residual.inconsistent),
+                 "unknown": sorted(b.residual.unknown),
                  "pins": [{"category": p.category, "kinds": list(p.kinds), "bytes": p.bytes,
                            "pins": p.pins, "measured": p.measured} for p in b.pins]}
                 for b in v.top],

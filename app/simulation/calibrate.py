@@ -60,6 +60,9 @@ MEMCG_ID_MAX = 65_535
 # Assumption: a fit whose RMSE exceeds a quarter of the mean observed level does not
 # describe the host's curve well enough to project it without a warning.
 RMSE_FLAG_SHARE = 0.25
+# Assumption: a fit on less history than the growth figures wait for (growth_min_history
+# _seconds, 1 h by default) is flagged: minutes of removals are not a daily rate.
+MIN_FIT_SECONDS = 3600.0
 # Assumption: one bucket holding more than half of a window's removals, and at least
 # BURST_MIN_COUNT of them, in a window of at least BURST_MIN_POINTS observations, is an
 # isolated burst (a one-off event, such as 2,000 cgroups removed within a minute), not a
@@ -118,7 +121,7 @@ class Backtest:
     points: int
     baseline_mae: float = 0.0
     baseline_mape_percent: float | None = None
-    better: str = "model"  # "model" or "carry-forward"
+    better: str = "model"  # "model", "carry-forward", or "tie" (equal errors)
 
 
 @dataclass(slots=True)
@@ -338,6 +341,12 @@ def fit(h: HostHistory, until: float | None = None, step: float | None = None) -
     best.end_persistent_share = min(1.0, end.never_freed / end.dying[-1]) if end.dying[-1] \
         else best.initial_persistent_share
     best.flags = _flags(best, d0)
+    if until < MIN_FIT_SECONDS:
+        best.flags.append(FitFlag(
+            "short_history",
+            f"fitted on {until / 60:.0f} min of history, under the {MIN_FIT_SECONDS / 60:.0f} "
+            "min the growth figures wait for: rates and reclaim are guesses from minutes, so "
+            "treat the projection as a sketch until more history is in"))
     best.words = [*words,
                   f"page cache left behind is reclaimed at {best.pagecache_per_day:.3g} per "
                   f"page per day (half-life {math.log(2) / best.pagecache_per_day:.2g} days)",
@@ -553,7 +562,7 @@ def backtest(h: HostHistory) -> Backtest | None:
     bmape = float(np.mean(base[nz] / obs[nz]) * 100) if nz.any() else None
     mae, bmae = float(err.mean()), float(base.mean())
     return Backtest(split, mae, mape, float(err.max()), len(idx), bmae, bmape,
-                    "model" if mae <= bmae else "carry-forward")
+                    "model" if mae < bmae else "carry-forward" if mae > bmae else "tie")
 
 
 def project(h: HostHistory, days: float, eras: list[str] | None = None) -> Projection:

@@ -83,7 +83,23 @@ def sparkline(values: list[float], width: int = 120, height: int = 24) -> str:
                     for i, v in enumerate(values))
 
 
+# Characters that reorder or hide text (bidi overrides and isolates, marks, zero-width ones):
+# in a hostile kernel_release or cgroup name, U+202E turned the rest of a table cell around.
+# Shown as their code point instead; HTML escaping does not touch them.
+_HIDDEN = {c: f"<U+{c:04X}>" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                        0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x061C,
+                                        0xFEFF)}
+
+
+def visible(value: object) -> object:
+    """Every value a template prints: strings with their hidden characters shown (Markup,
+    already built by the app, passes as it is)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return value.translate(_HIDDEN)
+    return value
+
+
 templates = Jinja2Templates(env=jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True))
+    loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True, finalize=visible))
 templates.env.filters.update(bytes=human_bytes, count=human_count, rate=human_rate, iso=iso,
                              urlq=urlq, sparkline=sparkline)

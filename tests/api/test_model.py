@@ -96,6 +96,10 @@ def test_projection_of_a_seeded_host(client: TestClient) -> None:
     assert d["observed"]["dying"][0] == 10 and d["observed"]["dying"][-1] == 39
     assert d["backtest"]["points"] >= 5 and d["backtest"]["mae"] >= 0
     assert any("removed per day" in w for w in d["fit"]["words"])
+    # 29 minutes of scrapes: the fit says it is a sketch (a 4-minute history projected 30
+    # days without a word, in a cold run)
+    short = [f for f in d["fit"]["flags"] if f["code"] == "short_history"]
+    assert [f["message"][:27] for f in short] == ["fitted on 29 min of history"]
     horizon = d["projection"]["objcg-kmem"]["seconds"][-1]
     assert horizon >= 7 * 86_400
     assert d["projection"]["lru-reparent"]["dying"][-1] <= d["projection"]["pre-5.3"][

@@ -138,3 +138,32 @@ def test_bad_workload_files_are_one_line(tmp_path: pathlib.Path) -> None:
                                             "colour": "red"}], "days": -1}))
     assert _error("--workload", str(bad)) == \
         "slabscope: days: Input should be greater than 0 (and 1 more)"
+
+
+def test_a_huge_or_endless_or_deep_workload_file_is_one_line(tmp_path: pathlib.Path) -> None:
+    # Read no further than the API's body bound: /dev/zero once took 22 GB before the OOM
+    # killer; a 100,000-deep nesting was a RecursionError traceback.
+    assert _error("--workload", "/dev/zero") == \
+        "slabscope: --workload /dev/zero: over 256 KiB, the bound of a simulation body"
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"name": "x" * (256 * 1024)}))
+    assert _error("--workload", str(big)).endswith("over 256 KiB, the bound of a simulation "
+                                                   "body")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert _error("--workload", str(deep)) == \
+        f"slabscope: --workload {deep}: JSON nested too deep"
+
+
+def test_seed_step_and_the_work_budget() -> None:
+    assert _error("--seed", "-1") == "slabscope: --seed must be 0 to 2^63-1, not -1"
+    assert _error("--step-seconds", "0") == "slabscope: --step-seconds must be above 0, not 0"
+    # The API's budget, before any CPU is spent: 4.8 M cgroups a day for 30 days.
+    over = _error("--scenario", "kubernetes-cronjobs", "--rate", "cronjob-pod=160000",
+                  "--days", "30")
+    assert over.startswith("slabscope: the simulation's estimated work is ") and \
+        "over the budget of 3e+09 (SLABSCOPE_SIMULATION_MAX_WORK" in over
+    # --step-seconds sets the grid the budget message asks to coarsen.
+    e = _run("--scenario", "kubernetes-cronjobs", "--era", "objcg-kmem", "--days", "2",
+             "--step-seconds", "7200")["eras"]["objcg-kmem"]
+    assert e["times_seconds"][:3] == [0.0, 7200.0, 14400.0]

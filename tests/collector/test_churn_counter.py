@@ -125,3 +125,26 @@ def test_through_the_collector_a_new_boot_starts_a_new_baseline(tmp_path: Path) 
     assert rebooted.churn == ()  # ids of another boot: no count across it
     assert [x for x in c.collect().churn if x.hierarchy == "memory"] == [
         HierarchyChurn("memory", rebooted.taken_at, 0, 0, 0, True)]
+
+
+def test_ids_that_lag_carry_the_num_cgroups_baseline_to_the_interval_that_counts(
+        tmp_path: Path) -> None:
+    """200 cgroups made and removed within a tick, then nothing: num_cgroups rose by 200,
+    the ids (no later directory listed) by 1 cgroup. The next interval a stayer appears:
+    the ids count the 200 and it. Freed is unknown for the first interval, and the second
+    counts it from the first one's baseline: never more freed than made."""
+    tree(tmp_path, ["/a"])
+    t = tracker(tmp_path)
+    ids = {"/": 1, "/a": 1000}
+    assert t.count_churn({"memory": listing(ids)}, 400, at(0)) == []
+    tree(tmp_path, ["/b"])
+    ids1 = {**ids, "/b": 1000 + S}  # the newest listed: the 200 after it are not counted
+    got = t.count_churn({"memory": listing(ids1)}, 600, at(1))
+    assert got == [HierarchyChurn("memory", at(0), 1, 0, None, False)]
+    tree(tmp_path, ["/e"])
+    ids2 = {**ids1, "/e": 1000 + (1 + 201) * S}
+    got = t.count_churn({"memory": listing(ids2)}, 598, at(2))
+    # 202 counted since num_cgroups read 400; it rose by 198: 4 freed, not 201 - (-2) = 203.
+    assert got == [HierarchyChurn("memory", at(1), 201, 200, 4, True)]
+    got = t.count_churn({"memory": listing(ids2)}, 596, at(3))  # 2 more freed: from 598
+    assert got == [HierarchyChurn("memory", at(2), 0, 0, 2, True)]

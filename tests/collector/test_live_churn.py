@@ -16,6 +16,7 @@ import pytest
 
 from app.domain.churn import Listing, churn, stride_of
 from app.domain.samples import HierarchyChurn
+from tests.conftest import require
 from tests.live import Lab
 
 pytestmark = pytest.mark.live
@@ -99,3 +100,44 @@ def test_the_collector_counts_cgroups_it_never_listed(lab: Lab) -> None:
     assert (last.created, last.removed) == (N + 1, N), seen
     if kind == "memory":  # num_cgroups counts memcgs: freed = created - its rise
         assert last.freed is not None and 0 <= last.freed <= N + 1
+
+
+def test_a_burst_the_ids_do_not_count_yet_leaves_freed_unknown_until_they_do(lab: Lab) -> None:
+    """Live, through the real collector: N cgroups made and removed, and nothing after them.
+    num_cgroups moved at once, the newest directory id did not: that interval's freed is
+    unknown (it was 0, clamped from about -N). The interval in which a later cgroup appears
+    counts the burst, and its freed spans both intervals: it balances num_cgroups.
+
+    Other processes may make a cgroup after the burst (the ids then do not lag): an attempt
+    counts only when the listing's newest id is below the burst's (up to three)."""
+    require(lab.root.name == "memory", "a v1 memory hierarchy (num_cgroups counts it)")
+    collector = lab.collector
+    collector.collect()
+    for attempt in range(3):
+        a = collector.collect()
+        burst = 0
+        for i in range(N):
+            c = lab.parent / f"lag-{attempt}-{i}"
+            c.mkdir()
+            burst = max(burst, os.stat(c).st_ino)
+            c.rmdir()
+        newest = _listing(str(lab.root)).newest_id
+        b = collector.collect()
+        got_b = _of(b.churn, "memory")
+        assert got_b is not None and got_b.since == a.taken_at
+        stayer = lab.child(f"lag-stayer-{attempt}")
+        c_ = collector.collect()
+        got_c = _of(c_.churn, "memory")
+        assert got_c is not None and got_c.since == b.taken_at
+        if newest >= burst:
+            stayer.rmdir()
+            continue  # someone else's cgroup came after the burst: the ids did not lag
+        assert got_b.freed is None and not got_b.exact, got_b
+        assert got_c.created >= N + 1 and got_c.removed >= N, got_c
+        assert got_c.freed is not None, got_c
+        assert got_c.freed <= got_b.created + got_c.created, (got_b, got_c)
+        assert a.memcg.total is not None and c_.memcg.total is not None
+        assert got_c.freed == got_b.created + got_c.created - (c_.memcg.total
+                                                                 - a.memcg.total)
+        return
+    raise AssertionError("three attempts, each with another cgroup made after the burst")

@@ -14,7 +14,9 @@ import os
 import pytest
 
 from app.collector.scrape import Collector, CollectorOptions
-from app.domain.pins import breakdown, residuals
+from app.domain.cgtable import KMEM_USAGE
+from app.domain.pins import breakdown, residual_table, residuals
+from tests.conftest import require
 from tests.live import Lab
 
 pytestmark = pytest.mark.live
@@ -76,3 +78,40 @@ def test_dirty_page_cache_is_not_dropped_until_written_back(lab: Lab) -> None:
     gone_all = _residual(lab, 1)
     assert gone_all["file"] + gone_all["dirty"] == 0, gone_all
     assert keep.exists()
+
+
+def test_v1_kmem_of_a_leaf_is_its_own_and_removed_childrens_only_with_removals(
+        lab: Lab) -> None:
+    """v1 memory.kmem.usage_in_bytes is hierarchical, with no figure of a cgroup's own: a
+    leaf whose task made 20,000 negative dentries shows them as its kmem, and its "residual"
+    is all of it. That is its own kernel memory, not held by dying descendants: unknown,
+    never charted (on the tester's host it was 166 of the 167 MB of "kernel memory").
+    Its parent, with a removed child's dentries below it and no anon of its own, has that
+    child's kernel memory as its residual, counted only when a removal record says so."""
+    require(lab.root.name == "memory", "a v1 memory hierarchy (memory.kmem.usage_in_bytes)")
+    keep = lab.child("keep")
+    gone = lab.child("gone")
+    lab.negative_dentries(keep)
+    lab.negative_dentries(gone)
+    lab.rmdir([gone])
+    snap = Collector(CollectorOptions()).collect()
+    assert snap.series is not None
+    parent, leaf = "/" + lab.parent.name, "/" + lab.parent.name + "/keep"
+    rows = {(h, p): i for i, (h, p) in enumerate(zip(snap.series.hierarchies,
+                                                     snap.series.paths, strict=True))}
+    i_leaf, i_parent = rows[("memory", leaf)], rows[("memory", parent)]
+    kmem_col = snap.series.columns.index(KMEM_USAGE)
+    leaf_kmem = snap.series.values[kmem_col][i_leaf]
+    assert leaf_kmem >= 20000 * 192 // 2, leaf_kmem  # its own dentries (192 B each)
+    cpus = os.cpu_count() or 1
+    plain = residual_table(snap.series, cpus=cpus)
+    v, ok = plain.kinds["kernel"]
+    assert ok[i_leaf] and v[i_leaf] == leaf_kmem  # a leaf's residual is all its kmem
+    assert plain.unknown["kernel"][i_leaf] and plain.held("kernel")[i_leaf] == 0
+    assert plain.unknown["kernel"][i_parent] and plain.held("kernel")[i_parent] == 0
+    told = residual_table(snap.series, cpus=cpus, removed_below={("memory", parent)})
+    assert told.unknown["kernel"][i_leaf]  # still its own
+    assert not told.unknown["kernel"][i_parent] and told.estimated["kernel"][i_parent]
+    # The removed child's dentries, reparented to the parent's objcg, still in its kmem.
+    assert told.held("kernel")[i_parent] >= 20000 * 192 // 2, told.held("kernel")[i_parent]
+    assert told.totals("objcg-kmem").get(("kernel memory", True, False), 0) == 0

@@ -41,9 +41,9 @@ def test_reparented_kinds_follow_the_facts() -> None:
     # The table pins.py held before the registry (kernel-notes.md 2, 'Pins and release').
     assert {n: set(e.reparented_kinds) for n, e in ERAS.items()} == {
         "pre-5.3": set(), "v4-5/7": set(), "5.3": {"slab"}, "objcg": {"slab", "percpu"},
-        "objcg-kmem": {"slab", "percpu", "kernel_stack"},
-        "lru-reparent": {"slab", "percpu", "kernel_stack", "file", "dirty", "shmem", "anon",
-                         "swap"}}
+        "objcg-kmem": {"slab", "percpu", "kernel_stack", "kernel"},
+        "lru-reparent": {"slab", "percpu", "kernel_stack", "kernel", "file", "dirty", "shmem",
+                         "anon", "swap"}}
     lru = dataclasses.replace(ERAS["objcg-kmem"], lru_pins=False)
     assert {"file", "shmem"} <= lru.reparented_kinds
 

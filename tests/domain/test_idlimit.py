@@ -69,6 +69,13 @@ def test_days_to_the_limit_before_4_8_count_live_and_dying() -> None:
     assert memcg_id_limit("4.6.0", 535, None, per_day(1000.0)).days is None
     # Past the limit (a count read mid-ENOSPC): zero days, not negative.
     assert memcg_id_limit("4.6.0", 535, 70_000, per_day(1000.0)).days == 0.0
+    # At or past it, the days are zero with or without growth or its evidence: mkdir fails
+    # now (a flat 66,000 was no date, no note and no alert).
+    for g in (per_day(None), per_day(0.0), per_day(-5.0)):
+        full = memcg_id_limit("4.6.0", 1_000, 66_000, g)
+        assert full.days == 0.0 and full.note == (
+            "66,000 memcgs hold IDs: at the 65535 limit, mkdir fails with ENOSPC now")
+    assert memcg_id_limit("4.6.0", 1_000, 65_534, per_day(None)).days is None
 
 
 def test_since_4_8_no_days_from_dying_growth_and_a_note() -> None:
@@ -119,6 +126,10 @@ def test_the_alert_before_4_8_fires_on_the_days() -> None:
                       "mkdir will fail with ENOSPC")
     assert rules_fired(summary("4.6.0", 60, 60_000, 100.0)) == []  # 54.75 days: not yet
     assert rules_fired(summary("4.6.0", 60, 60_000, None)) == []  # no evidence yet
+    # At the limit, flat: it fires, with zero days.
+    (full,) = rules_fired(summary("4.6.0", 1_000, 65_000, None))
+    assert full[:2] == ("memcg_id_limit", 0.0)
+    assert full[3] == "h-4.6.0 is at the 65535 memcg-ID limit: mkdir fails with ENOSPC"
     # An unparsable release: the worst case, as before 4.8.
     assert [r[0] for r in rules_fired(summary("vendor", 60, 60_000, 1000.0))] == [
         "memcg_id_limit"]

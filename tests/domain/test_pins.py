@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.domain.cgtable import CGSTAT, KMEM_USAGE, STAT, table_from_rows
-from app.domain.pins import breakdown, parent_path, residual_table, residuals, top_leaking
+from app.domain.eras import ERAS, SlabPin
+from app.domain.pins import (
+    CATEGORY,
+    KINDS,
+    Residual,
+    breakdown,
+    parent_path,
+    residual_table,
+    residuals,
+    top_leaking,
+)
 
 PAGE = 4096
 MIB = 1 << 20
@@ -52,7 +64,7 @@ def test_v1_residual_is_total_less_local_less_live_children() -> None:
                 kmem=300 * PAGE + 50 * PAGE)
     t = table_from_rows(sorted(set(parent) | set(child)),
                         [("memory", "/jobs"), ("memory", "/jobs/a")], [parent, child])
-    got = {r.path: r for r in residuals(t, cpus=2)}
+    got = {r.path: r for r in residuals(t, cpus=2, removed_below={("memory", "/jobs")})}
     r = got["/jobs"]
     assert r.children == 1 and r.dying is None
     assert r.bytes["file"] == left_cache - left_shmem - left_dirty
@@ -62,9 +74,11 @@ def test_v1_residual_is_total_less_local_less_live_children() -> None:
     # Small positive residuals are real (a page of metadata pins a memcg): kept.
     assert r.about_zero == frozenset() and r.held("kernel") == 50 * PAGE
     assert r.total == left_cache + 50 * PAGE
-    # The leaf: nothing measured below it; its kmem usage is its own, an estimate at most.
+    # The leaf: nothing removed below it, anon of its own: its kmem usage is its own, not
+    # kernel memory left by anyone (it was an "estimate" of 300 pages held by the dying).
+    assert got["/jobs/a"].unknown == frozenset({"kernel"})
     leaf = breakdown(got["/jobs/a"], "pre-5.3")
-    assert leaf.pinning_bytes == 0 and leaf.estimated_bytes == 300 * PAGE
+    assert leaf.pinning_bytes == 0 and leaf.estimated_bytes == 0 and leaf.pins == ()
     top = breakdown(r, "pre-5.3")
     assert top.pinning_bytes == left_cache and top.estimated_bytes == 50 * PAGE
     assert [(p.category, p.measured) for p in top.pins] == [
@@ -175,3 +189,56 @@ def test_totals_equal_the_sum_of_the_records_breakdowns() -> None:
     assert got[("page cache", True, True)] == 17 * MIB + 49 * MIB
     assert got[("tmpfs/shmem", True, True)] == 10 * MIB
     assert got[("kernel memory", False, True)] == 2 * MIB + MIB  # reparented slab
+
+
+def test_v1_kmem_of_cgroups_with_tasks_or_no_removals_is_unknown_not_kernel_memory() -> None:
+    """The tester's v1 host: the leaves' own kmem summed to 166 MB of the 167 MB at the root,
+    and all of it was charted as "kernel memory, estimated". Now only a cgroup with no anon
+    of its own and a removal below it has its kmem residual counted (own taken as 0)."""
+    leaf_kmem, left_kmem = 80 * MIB, 3 * MIB
+    root = v1(zero(rss=10 * MIB), zero(rss=10 * MIB + 2 * MIB), kmem=2 * leaf_kmem
+              + left_kmem + MIB)
+    jobs = v1(zero(), zero(rss=2 * MIB), kmem=leaf_kmem + left_kmem)  # no anon of its own
+    leaf_a = v1(zero(rss=MIB), zero(rss=MIB), kmem=leaf_kmem)
+    svc = v1(zero(rss=MIB), zero(rss=MIB), kmem=leaf_kmem)
+    keys = [("memory", "/"), ("memory", "/jobs"), ("memory", "/jobs/a"), ("memory", "/svc")]
+    t = table_from_rows(sorted(root), keys, [root, jobs, leaf_a, svc])
+    removed = {("memory", "/"), ("memory", "/jobs")}  # a job was removed from /jobs
+    rt = residual_table(t, cpus=2, removed_below=removed)
+    got = rt.totals("5.3")  # kernel pages still pin in 5.3
+    assert got == {("kernel memory", True, False): left_kmem,
+                   ("anonymous memory", True, True): MIB}
+    # Left out, said apart: the root's own (it has tasks) and the leaves' own kmem.
+    assert rt.unknown_bytes("kernel") == MIB + 2 * leaf_kmem
+    recs = {r.path: r for r in residuals(t, cpus=2, removed_below=removed)}
+    assert recs["/jobs"].estimated == frozenset({"kernel"})
+    assert recs["/jobs"].held("kernel") == left_kmem
+    assert recs["/"].unknown == frozenset({"kernel"}) and recs["/"].held("kernel") == 0
+    # No removal record below /jobs: unknown there too.
+    assert residual_table(t, cpus=2).totals("5.3") == {("anonymous memory", True, True): MIB}
+
+
+ERA_PINS = {  # era -> kinds whose charge pins (kernel-notes.md 2, 'Pins and release by era')
+    "pre-5.3": set(KINDS),
+    "v4-5/7": set(KINDS),
+    "5.3": set(KINDS) - {"slab"},
+    "objcg": set(KINDS) - {"slab", "percpu"},
+    "objcg-kmem": {"file", "dirty", "shmem", "anon", "swap", "sock"},
+    "lru-reparent": {"sock"},
+}
+
+
+@pytest.mark.parametrize("era", list(ERAS))
+def test_every_kinds_pin_flag_comes_from_the_era_registry(era: str) -> None:
+    """The breakdown's `pins` per kind is the registry's: kernel memory (slab, stacks,
+    percpu, v1 kmem) reparented since 5.13, as `slabscope doctor` says; sockets pin while
+    open in every era. The chart said "kernel memory" pins in objcg-kmem."""
+    r = Residual("memory", "/p", {k: MIB for k in KINDS}, None)
+    pins = {k: p.pins for p in breakdown(r, era).pins for k in p.kinds}
+    assert set(pins) == set(KINDS)
+    assert {k for k, v in pins.items() if v} == ERA_PINS[era]
+    assert {k for k, v in pins.items() if not v} == set(ERAS[era].reparented_kinds)
+    # Since 5.13 no kernel memory line pins (5.3-5.12: slab apart from stacks and kmem).
+    kernel = {p.pins for p in breakdown(r, era).pins if p.category == CATEGORY["kernel"]}
+    assert kernel == ({False} if not ERAS[era].kmem_pages_pin else
+                      {True} if ERAS[era].slab_pin is not SlabPin.NONE else {True, False})

@@ -60,6 +60,33 @@ def test_thousands_of_alike_removals_are_one_group_with_a_count() -> None:
     # one that left page cache, not of one whose last sample saw nothing
     assert g.newest_at == T0 + timedelta(minutes=29) and g.example == "/jobs/job-2900"
     assert g.likely_pin.startswith("page cache")
+    assert g.mix == {"page cache": 1500, "nothing charged, charge left above": 1500}
+
+
+def test_a_group_whose_removals_left_different_charge_says_the_mix() -> None:
+    """The tester's group of 30: half left tmpfs (and page cache), half page cache only. It
+    was labelled tmpfs/shmem for all 30 (one removal's label)."""
+    rows = [removal(f"/jobs/job-{i}", i, file_bytes=8192,
+                    **({"shmem_bytes": 4096} if i % 2 else {})) for i in range(30)]
+    above = {("memory", "/jobs"): Above("/jobs", {"page cache": MIB, "tmpfs/shmem": MIB})}
+    v = group_removed(rows, "objcg-kmem", above, freed_before=None, dying_now=30)
+    [g] = v.groups
+    assert g.count == 30 and g.mix == {"tmpfs/shmem": 15, "page cache": 15}
+    assert g.likely_pin == "mixed, by each one's last sample: 15 page cache, 15 tmpfs/shmem"
+    # One kind alone keeps its full label.
+    same = group_removed(rows[1::2], "objcg-kmem", above, freed_before=None, dying_now=30)
+    assert same.groups[0].mix == {"tmpfs/shmem": 15}
+    assert same.groups[0].likely_pin.startswith("tmpfs/shmem: stays until the files")
+
+
+def test_the_mix_follows_the_era() -> None:
+    """Kernel stacks pin before 5.13 only: the same removals are a mix there, not since."""
+    rows = [removal("/j/a-1", 1, kernel_stack_bytes=16384),
+            removal("/j/a-2", 2, file_bytes=4096)]
+    assert group_removed(rows, "objcg", {}, freed_before=None, dying_now=2).groups[0].mix == {
+        "kernel stacks": 1, "page cache": 1}
+    late = group_removed(rows, "objcg-kmem", {}, freed_before=None, dying_now=2)
+    assert late.groups[0].mix == {"page cache": 1} and late.not_pinned == 1
 
 
 def test_known_freed_and_unpinned_are_left_out() -> None:

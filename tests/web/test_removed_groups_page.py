@@ -83,6 +83,9 @@ def test_thousands_of_removals_are_grouped_and_filtered(client: TestClient) -> N
     # /jobs' residual at the last frame: 1 MiB of v1 cache, which is all tmpfs (shmem)
     assert jobs["held_above"] == MIB
     assert jobs["likely_pin"].startswith("page cache")
+    # Half left page cache, half showed nothing (stale samples under a residual): the mix.
+    assert jobs["likely_pins"] == {"page cache": JOBS // 2,
+                                   "nothing charged, charge left above": JOBS // 2}
     # The per-record list of the twin: the stale empty samples are not called freed.
     rows = d["removed"]
     assert rows and all("freed shortly" not in r["likely_pin"] for r in rows
@@ -96,11 +99,24 @@ def test_thousands_of_removals_are_grouped_and_filtered(client: TestClient) -> N
     assert table.count("<tr>") == 1 + 1  # the header and one group, not 2,018 rows
     assert "/jobs/job-*" in table and f">{2.0:.1f}k<" in table.replace(" ", "")
     assert "freed shortly after removal" not in html
-    # v1 counts no dying memcgs per subtree: the removal records under /jobs bound it
+    mix = table[table.index("data-pin-mix"):]
+    assert "1.0k page cache, 1.0k nothing charged, charge left above" in mix[:mix.index("<")]
+    # v1 counts no dying memcgs per subtree: the removal records under /jobs are what was
+    # seen, no bound (cgroups that lived less than a tick leave none: it said "≤2.0k"); the
+    # kernel's ids counted the removals of the hierarchy in all, said beside them.
     [top] = d["pins_json"]["top"]
     assert (top["path"], top["dying"], top["removed_below"]) == ("/jobs", None, JOBS)
-    top = html[html.index('id="top-subtrees"'):]
-    assert "≤2.0k" in top[:top.index("</table>")]
+    assert d["pins_json"]["removals_counted"] == JOBS + OTHER + 30 + 6
+    assert d["pins_json"]["removals_counted_hierarchy"] == "memory"
+    assert "less than a tick" in d["pins_json"]["removed_below_note"]
+    section = html[html.index('id="top-subtrees"'):]
+    section = section[:section.index("</section>")]
+    table, foot = section[:section.index("</table>")], section[section.index("</table>"):]
+    assert "≤" not in table and "2.0k removals seen" in table
+    assert "more may have lived less than a tick" in table
+    counted = foot[foot.index("data-removals-counted"):]
+    assert "counted 2.1k removals in the memory hierarchy in all" in counted
+    assert "the listing saw 2.0k of them" in counted
 
 
 def test_counted_churn_beside_removals_seen(client: TestClient) -> None:
@@ -118,11 +134,15 @@ def test_counted_churn_beside_removals_seen(client: TestClient) -> None:
     totals = totals[:totals.index("</p>")]
     assert "the other 36 lived less than one tick" in totals  # 30 + 3 + 3 never listed
     assert "(50 more seen where churn was not counted)" in totals
+    note = html[html.index("data-churn-note"):]
+    assert "counted when the next cgroup appears in that hierarchy" in note[:note.index("<")]
+    assert "counted when the next cgroup appears" in d["note"]
 
 
 def test_the_api_serves_counted_churn(client: TestClient) -> None:
     d = client.get("/api/v1/hosts/pins-host/churn?range=24h").json()
     assert d["hierarchy"] == "memory" and d["totals"]["created"] == JOBS + 46
+    assert "less than a tick are counted when the next cgroup appears" in d["note"]
     counted = [b for b in d["buckets"] if b["created"] is not None]
     assert [(b["created"], b["removed"], b["freed"], b["exact"]) for b in counted] == [
         (JOBS + 40, JOBS + OTHER + 30, 5, True), (3, 3, 10, False), (3, 3, 15, True)]

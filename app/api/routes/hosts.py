@@ -193,4 +193,4 @@ def host_churn(host: str, session: SessionDep, since: When = None, until: When =
         return csv_response([b.model_dump() for b in buckets], f"{host}-churn",
                             list(ChurnBucketOut.model_fields))
     return ChurnOut(hierarchy=v.hierarchy, width_seconds=v.width_seconds, totals=v.totals(),
-                    buckets=buckets)
+                    buckets=buckets, note=churnview.CHURN_NOTE)
