@@ -54,6 +54,10 @@ def test_host_page_points_follow_the_range(client: TestClient) -> None:
     assert 'id="chart-memcgs"' in html and 'data-points="30"' in html
     assert "/static/vendor/plotly.min.js" in html and "cdn" not in html.lower()
     assert "dentry" in html  # in the top caches
+    # Top subtrees: the estimated charge is shown beside the measured (it read "0 B" alone)
+    top = html[html.index('id="top-subtrees"'):html.index("</table>", html.index(
+        'id="top-subtrees"'))]
+    assert "<small data-estimated>+ " in top and " est.</small>" in top
 
 
 def test_cache_page(client: TestClient) -> None:
