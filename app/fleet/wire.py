@@ -354,6 +354,22 @@ class _SnapshotBase(_Strict):
                              "latest): check the collector's clock")
         return v
 
+    @model_validator(mode="after")
+    def _removals_in_order(self) -> _SnapshotBase:
+        # A collector records a removal at the scrape that first missed the cgroup
+        # (removed_by = taken_at), after the last listing and read that saw it. A removal
+        # dated after its own snapshot sorted first for ever and outlived retention.
+        for i, r in enumerate(self.removed):
+            if r.removed_by > self.taken_at:
+                raise ValueError(f"removed.{i}.removed_by {r.removed_by.isoformat()} is after "
+                                 f"taken_at {self.taken_at.isoformat()}")
+            for name, at in (("last_seen_at", r.last_seen_at),
+                             ("stat_read_at", r.stat_read_at)):
+                if at is not None and at > r.removed_by:
+                    raise ValueError(f"removed.{i}.{name} {at.isoformat()} is after its "
+                                     f"removed_by {r.removed_by.isoformat()}")
+        return self
+
 
 class SnapshotV2(_SnapshotBase):
     """One scrape, as collectors send it: per-cgroup figures at their own cadences."""

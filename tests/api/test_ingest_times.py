@@ -93,3 +93,24 @@ def test_a_query_time_past_what_is_stored_is_422(client: TestClient, since: str)
         r = client.get(path, params={"since": since})
         assert r.status_code == 422, (path, r.status_code, r.text[:200])
         assert "out of range" in r.text
+
+
+@pytest.mark.parametrize(("where", "shift", "says"), [
+    ("removed.0.removed_by", timedelta(days=1), "removed.0.removed_by"),
+    ("removed.0.last_seen_at", timedelta(seconds=31), "removed.0.last_seen_at"),
+    ("removed.0.stat_read_at", timedelta(seconds=31), "removed.0.stat_read_at"),
+])
+def test_a_removal_out_of_order_with_its_snapshot_is_422(client: TestClient, where: str,
+                                                        shift: timedelta, says: str) -> None:
+    # removed_by is the scrape that first missed the cgroup; the listing and the read that
+    # saw it come before. 8999-12-31 as removed_by sorted first for ever and never aged out.
+    snap = _snap()
+    taken = datetime.fromisoformat(snap["taken_at"])
+    base = taken if where == "removed.0.removed_by" else taken - timedelta(seconds=30)
+    # last_seen_at and stat_read_at 1 s after removed_by (= taken_at here)
+    _set(snap, "removed.0.removed_by", taken.isoformat())
+    _set(snap, where, (base + shift).isoformat())
+    r = push(client, "token-t", gzip_body("times-0000000006", snap))
+    assert r.status_code == 422, r.text
+    assert says in r.json()["detail"] and " is after " in r.json()["detail"]
+    assert scrapes(client) == 0
