@@ -11,10 +11,14 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from app.config import Settings, get_settings
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True,
+# Plain help and errors (rich_markup_mode=None, no pretty tracebacks): rich's boxes showed
+# `--help <bool>` and a bad option as a six-line frame.
+cli = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="Watch Linux memory cgroups that refuse to die.")
 log = logging.getLogger("slabscope")
 WORKERS_MAX = 64  # also the bound of Settings.web_workers
@@ -27,14 +31,37 @@ class Format(StrEnum):
     table = "table"
 
 
+# The command-line option of each setting the commands take under another name.
+OPTIONS = {"web_port": "--port", "web_host": "--host", "web_workers": "--workers",
+           "database_url": "--database", "collect_interval_seconds": "--interval",
+           "push_url": "--push"}
+
+
 def _settings(**overrides: object) -> Settings:
-    base = get_settings()
-    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    """The settings from the environment with the command's options over them, validated
+    together: a bad value is one line naming the option or variable, status 2."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        get_settings()  # the environment alone first: its errors name the variable
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as err:
+        problem = err.errors()[0]
+        name = str(problem["loc"][0]) if problem["loc"] else "settings"
+        where = OPTIONS.get(name, f"--{name.replace('_', '-')}") if name in given else \
+            f"SLABSCOPE_{name.upper()}"
+        typer.echo(f"slabscope: {where}: {problem['msg']} (got {problem.get('input')!r})",
+                   err=True)
+        raise typer.Exit(2) from None
 
 
 def _logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _known(n: int | None) -> str:
+    """A count as text: 'unknown' where the kernel did not say."""
+    return "unknown" if n is None else f"{n:,}"
 
 
 def _human(n: int | None) -> str:
@@ -81,8 +108,8 @@ def collect(
             h, mc = snap.host, snap.memcg
             typer.echo(f"host {h.hostname}  kernel {h.kernel_release}  era {h.era}  "
                        f"layout {h.cgroup_layout}  cpus {h.possible_cpus}")
-            typer.echo(f"memcgs: {mc.total} total, {mc.visible} visible, {mc.dying} dying "
-                       f"({mc.method})")
+            typer.echo(f"memcgs: {_known(mc.total)} total, {_known(mc.visible)} visible, "
+                       f"{_known(mc.dying)} dying ({mc.method})")
             mi = snap.meminfo
             typer.echo(f"slab {_human(mi.get('Slab'))} (reclaimable "
                        f"{_human(mi.get('SReclaimable'))}, unreclaimable "
@@ -101,6 +128,13 @@ def collect(
                                f"{_human(usage[i]):>12}")
             for e in snap.errors:
                 typer.echo(f"error: {e.source}: {e.path}: {e.message}", err=True)
+        read = (snap.caches, snap.meminfo, snap.vmstat, snap.proc_cgroups,
+                snap.series is not None and len(snap.series))
+        if not any(read):
+            typer.echo(f"slabscope: no source could be read under --proc-root {s.proc_root} "
+                       f"and --sys-root {s.sys_root} ({len(snap.errors)} errors"
+                       f"{'' if fmt is Format.json else ' above'})", err=True)
+            raise typer.Exit(1)
         return
     # Settings travel in the environment (not argv, where `ps` would show a database password).
     env = dict(os.environ, SLABSCOPE_DATABASE_URL=s.database_url,
@@ -225,6 +259,13 @@ def serve(
             typer.echo(f"slabscope: cannot migrate {_redact(s.database_url)}: "
                        f"{str(err).splitlines()[0]}", err=True)
             raise typer.Exit(2) from err
+    from app.webserver import cannot_listen
+    problem = cannot_listen(s.web_host, s.web_port)
+    if problem:
+        typer.echo(f"slabscope: cannot listen on {s.web_host}:{s.web_port}: {problem} "
+                   "(another server there? choose another with --port, SLABSCOPE_WEB_PORT "
+                   "or `make run PORT=...`)", err=True)
+        raise typer.Exit(2)
     import uvicorn
     # Every worker builds its own app from the environment (uvicorn --factory), so the
     # options given here travel there; nothing else is shared but the database.
@@ -241,7 +282,7 @@ def serve(
 
 
 hosts_cli = typer.Typer(help="Push tokens of fleet hosts (stored as SHA-256 only).",
-                        no_args_is_help=True)
+                        no_args_is_help=True, rich_markup_mode=None)
 cli.add_typer(hosts_cli, name="hosts")
 
 
@@ -548,7 +589,7 @@ def simulate(
     eras = list(spec.eras)
     # The same budget as the API's (SLABSCOPE_SIMULATION_MAX_WORK): what to reduce, before
     # any CPU is spent.
-    budget = get_settings().simulation_max_work
+    budget = _settings().simulation_max_work
     cost = work(w, len(eras))
     if cost.total > budget:
         raise _fail(budget_error(cost, budget))

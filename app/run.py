@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 
 def main() -> int:
@@ -18,6 +20,13 @@ def main() -> int:
         return 2
     port = env.get("SLABSCOPE_WEB_PORT", "8000")
     addr = env.get("SLABSCOPE_WEB_HOST", "127.0.0.1")
+    from app.webserver import cannot_listen
+    problem = cannot_listen(addr, int(port)) if port.isdigit() else None
+    if problem:
+        print(f"slabscope: cannot listen on {addr}:{port}: {problem}; another server there? "
+              f"try `make run PORT={int(port) + 1}`", file=sys.stderr, flush=True)
+        return 2
+    restore = _own_terminal()
     procs = [
         subprocess.Popen([sys.executable, "-m", "app.cli", "collect"], env=env),
         subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--no-migrate"], env=env),
@@ -27,13 +36,19 @@ def main() -> int:
               "run `sudo make run` for every source", flush=True)
     print(f"slabscope: collector and dashboard running on {url}\n"
           f"slabscope: open http://{addr}:{port}  (Ctrl-C stops both)", flush=True)
-    code = 0
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        code = 1  # one of them ended on its own
-    except KeyboardInterrupt:
-        pass
+    # Ctrl-C (or a SIGTERM) asks both to stop: that is a clean end, status 0, even when a
+    # child, which got the same Ctrl-C from the terminal, ends first.
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    time.sleep(0.3)  # a Ctrl-C that reached the children first reaches us within this
+    code = 0 if stopping else 1  # 1: one of them ended on its own
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -42,7 +57,32 @@ def main() -> int:
             p.wait(timeout=30)
         except subprocess.TimeoutExpired:
             p.kill()
+    restore()
     return code
+
+
+def _own_terminal() -> Callable[[], None]:
+    """Take the terminal's foreground, as a shell does for a job, so that Ctrl-C reaches this
+    process and its children only: `make`, our parent, never sees it and ends with our
+    status (a make that gets SIGINT itself always ends "Interrupt", 130). Returns what gives
+    the terminal back. Without a terminal (CI, tests, a service) nothing changes."""
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return lambda: None
+        before = os.tcgetpgrp(fd)
+        os.setpgid(0, 0)
+        # A background group may not take the terminal without this (SIGTTOU stops it).
+        old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        os.tcsetpgrp(fd, os.getpgrp())
+    except (OSError, ValueError):
+        return lambda: None
+
+    def give_back() -> None:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(fd, before)
+        signal.signal(signal.SIGTTOU, old)
+    return give_back
 
 
 if __name__ == "__main__":

@@ -88,3 +88,21 @@ class TimedH11Protocol(H11Protocol):
             if cycle is not None:
                 cycle.response_started = True  # the app's own answer, if any, is not sent
         self.transport.close()
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why a server could not listen on host:port (None: it can), asked before uvicorn, whose
+    own answer is a traceback."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        return str(err.strerror or err)
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as err:
+            return str(err.strerror or err)
+    return None

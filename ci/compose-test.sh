@@ -33,10 +33,15 @@ if ! podman image exists localhost/python-base:bookworm; then
 fi
 
 step "build the app and database images"
-podman build -q -v "$CA:$CA:ro" --build-arg BASE_IMAGE=localhost/python-base:bookworm \
-  -t localhost/slabscope:ci . >/dev/null
-podman build -q --build-arg BASE_IMAGE=localhost/python-base:bookworm \
+# --format docker: the OCI format has no HEALTHCHECK, and podman drops the Dockerfile's.
+podman build -q --format docker -v "$CA:$CA:ro" \
+  --build-arg BASE_IMAGE=localhost/python-base:bookworm -t localhost/slabscope:ci . >/dev/null
+podman build -q --format docker --build-arg BASE_IMAGE=localhost/python-base:bookworm \
   -t localhost/slabscope-db:ci deploy/db >/dev/null
+case "$(podman image inspect --format '{{.Config.Healthcheck.Test}}' localhost/slabscope:ci)" in
+  *healthz*) ;;
+  *) echo "FAIL: the app image lost the Dockerfile's HEALTHCHECK"; exit 1 ;;
+esac
 
 export SLABSCOPE_IMAGE=localhost/slabscope:ci SLABSCOPE_DB_IMAGE=localhost/slabscope-db:ci
 export SLABSCOPE_WEB_PORT=$PORT SLABSCOPE_HOST_NAME=compose-test SLABSCOPE_INTERVAL=2

@@ -6,10 +6,20 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 
-from app.db.session import make_engine
+def _quiet() -> None:
+    # Alembic logs every plugin at INFO, and does so as `alembic` is imported; a user wants
+    # to hear only of a failure (DEBUG logging keeps them).
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+_quiet()
+
+from alembic import command  # noqa: E402  (after _quiet: its import logs)
+from alembic.config import Config  # noqa: E402
+
+from app.db.session import make_engine  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parent.parent.parent / "migrations"
 
@@ -19,12 +29,6 @@ def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
-
-
-def _quiet() -> None:
-    # Alembic logs every plugin at INFO; a user wants to hear only of a failure.
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _run(url: str, step: Callable[[Config, str], None], revision: str) -> None:

@@ -62,6 +62,9 @@ def status_bytes(field: str) -> int:
 
 def _child(conn: multiprocessing.connection.Connection) -> None:
     """A standby: wait for one job, run it within its limits, send the result, exit."""
+    # Ctrl-C reaches the whole process group: the server stops its standbys itself (a
+    # KeyboardInterrupt traceback from a standby waiting in recv() told the user nothing).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         w, eras, seed, limits = conn.recv()
     except EOFError:  # the server went away before giving it a job
