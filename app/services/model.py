@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.domain.eras import DEFAULT_ERA
 from app.domain.history import HostHistory
 from app.schemas.simulation import SimulationIn
 from app.services import hosts
@@ -193,9 +194,12 @@ class HostRefcounts:
     view: RefcountView
 
 
-def refcount_view(session: Session, host: str, era: str) -> HostRefcounts:
-    """The refcount view of a host in `era`; NotFound, or NoScrape before its first scrape."""
+def refcount_view(session: Session, host: str, era: str | None) -> HostRefcounts:
+    """The refcount view of a host in `era` (None: the host's own era); NotFound, or NoScrape
+    before its first scrape."""
     h = hosts.get_host(session, host)
+    if era is None:
+        era = h.era if h.era in ERAS else DEFAULT_ERA
     st = hosts.state(session, h)
     if st is None:
         raise NoScrape(f"host {host!r} has no scrape yet")

@@ -86,6 +86,11 @@ def points(fig: dict[str, Any]) -> int:
     return len(first["x"]) if "x" in first else len(first["link"]["value"])
 
 
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
 def sankey(title: str, nodes: list[str], links: list[tuple[int, int, float]]) -> dict[str, Any]:
     """A Sankey of references: node labels, and (source, target, references) links."""
     return {
@@ -93,8 +98,11 @@ def sankey(title: str, nodes: list[str], links: list[tuple[int, int, float]]) ->
             "type": "sankey", "arrangement": "snap", "valueformat": ",.0f",
             "node": {"label": nodes, "pad": 14, "thickness": 14,
                      "color": [COLORS[i % len(COLORS)] for i in range(len(nodes))]},
+            # Each link in its source's colour, translucent: plotly's default drew them all
+            # white on white, so only the nodes showed.
             "link": {"source": [a for a, _, _ in links], "target": [b for _, b, _ in links],
-                     "value": [v for _, _, v in links]},
+                     "value": [v for _, _, v in links],
+                     "color": [_rgba(COLORS[a % len(COLORS)], 0.45) for a, _, _ in links]},
         }],
         "layout": {"title": {"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"},
                    "margin": {"l": 10, "r": 10, "t": 36, "b": 10}, "height": 480,

@@ -73,10 +73,11 @@ def projection_page(request: Request, host: str, session: SessionDep,
 
 
 @router.get("/hosts/{host}/refcounts")
-def refcounts_page(request: Request, host: str, session: SessionDep, era: Era = ERA_NAMES[0],
+def refcounts_page(request: Request, host: str, session: SessionDep, era: Era | None = None,
                    format: Fmt = "html") -> Response:
     """A Sankey of references for an era, beside the per-cache and per-memcg tables."""
     d = model.refcounts_json(model.refcount_view(session, host, era))
+    era = d["era"]  # the host's own unless one was asked for
     fig = charts.sankey(f"References in era {era}: {d['chain']}", d["nodes"],
                         [(x["source"], x["target"], x["refs"]) for x in d["links"]])
     ctx = {**d, "eras": list(ERAS), "figure": fig, "points": charts.points(fig),

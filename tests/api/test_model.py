@@ -119,3 +119,8 @@ def test_refcounts_of_a_seeded_host(client: TestClient) -> None:
     objcg = client.get("/api/v1/hosts/host-0/refcounts?era=objcg-kmem").json()
     assert objcg["memcgs"] == [] and sum(c["objcg_refs"] for c in objcg["caches"]) > 0
     assert client.get("/api/v1/hosts/host-0/refcounts?era=4.4").status_code == 422
+    # No era asked: the host's own (it opened in pre-5.3 on a 6.18 host), page and API.
+    own = client.get("/api/v1/hosts/host-0/refcounts").json()
+    assert own["era"] == "objcg-kmem" and own["chain"] == objcg["chain"]
+    page = client.get("/hosts/host-0/refcounts?format=json").json()
+    assert page["era"] == "objcg-kmem"

@@ -229,6 +229,12 @@ def test_refcounts_sankey_and_projection(server: str, watched: Watched) -> None:
     page.goto(server + "/hosts/host-0/refcounts?era=v4-5/7", wait_until="networkidle")
     assert plotted(page, "sankey") > 3
     assert "page -> kmem_cache -> mem_cgroup" in page.inner_text("main")
+    # Links are drawn in their source's colour, not white on the page's background.
+    fills = page.evaluate("Array.from(document.querySelectorAll('#chart-sankey path.sankey-link'"
+                          ")).map(p => getComputedStyle(p).fill)")
+    assert fills and all(f.startswith("rgb") and f not in ("rgb(255, 255, 255)",
+                                                            "rgba(0, 0, 0, 0)") for f in fills)
+    assert len(set(fills)) > 1, fills
     page.click("a[data-era='pre-5.3']")
     page.wait_for_load_state("networkidle")
     assert "page -> mem_cgroup -> kmem_cache" in page.inner_text("main")

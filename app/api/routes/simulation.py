@@ -140,6 +140,7 @@ def host_projection(host: str, session: SessionDep,
 
 @router.get("/hosts/{host}/refcounts", response_model=RefcountsOut, responses=HOST_VIEW)
 def host_refcounts(host: str, session: SessionDep,
-                   era: Annotated[Era, Query()] = ERA_NAMES[0]) -> dict[str, Any]:
+                   era: Annotated[Era | None, Query(
+                       description="default: the host's own era")] = None) -> dict[str, Any]:
     """Pages per cache and the references they would hold in an era (exact or estimated)."""
     return model.refcounts_json(model.refcount_view(session, host, era))
