@@ -248,3 +248,25 @@ def test_refcounts_sankey_and_projection(server: str, watched: Watched) -> None:
     assert "last observation: 39 dying memcgs" in page.inner_text("#from-observation")
     assert "than carrying the last value forward" in page.inner_text("#backtest-verdict")
     assert watched.errors == []
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_api_docs_render_offline(server: str, watched: Watched, path: str) -> None:
+    # Swagger UI and ReDoc come from static/vendor: no request leaves the server (they were
+    # blank offline, loading from a CDN).
+    page = watched.page
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto(server + path, wait_until="networkidle")
+    if path == "/docs":
+        page.wait_for_selector(".opblock", timeout=20_000)
+        assert page.locator(".opblock").count() >= 10  # the API's operations, drawn
+    else:
+        page.wait_for_selector("h1", timeout=20_000)
+        assert "slabscope" in page.inner_text("h1")
+    outside = [u for u in asked if not (u.startswith(server) or u.startswith("blob:")
+                                        or u.startswith("data:"))]
+    assert outside == [], outside
+    assert any("/static/vendor/" in u for u in asked)
+    shot(page, "docs" if path == "/docs" else "redoc")
+    assert watched.errors == []
