@@ -194,6 +194,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     @app.middleware("http")
+    async def static_cache(request: Request, call_next: Any) -> Response:
+        # A fingerprinted static URL (templating.asset: `?v=` of its content) never changes:
+        # cached for a year without revalidation; other static files for 5 minutes.
+        response: Response = await call_next(request)
+        if request.url.path.startswith("/static/") and response.status_code == 200:
+            response.headers["Cache-Control"] = (
+                "public, max-age=31536000, immutable" if request.query_params.get("v")
+                else "public, max-age=300")
+        return response
+
+    @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         # Added last, so outermost: early answers of body_limit get the headers too.
         response: Response = await call_next(request)
