@@ -10,37 +10,74 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from app.domain.eras import ERA_NAMES
+
 COLORS = ("#c2410c", "#0f766e", "#1d4ed8", "#7c3aed", "#be123c", "#4d7c0f")
+# One colour per era on every page and chart (static/js/simulate.js reads the same map from
+# the page), and one for what was observed, which no era shares.
+ERA_COLORS = dict(zip(ERA_NAMES, ("#b45309", "#db2777", "#1d4ed8", "#7c3aed", "#0f766e",
+                                  "#65a30d"), strict=True))
+OBSERVED_COLOR = "#111827"
+IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def iec_unit(values: list[float | None]) -> tuple[str, float]:
+    """The binary unit the largest value reads best in, and its size in bytes."""
+    top = max((abs(v) for v in values if v is not None), default=0.0)
+    k = 0
+    while k < len(IEC) - 1 and top >= 1024 ** (k + 1):
+        k += 1
+    return IEC[k], float(1024 ** k)
+
+
+def _color(name: str, i: int) -> str:
+    if name == "observed":
+        return OBSERVED_COLOR
+    return ERA_COLORS.get(name, COLORS[i % len(COLORS)])
 
 
 def line(title: str, traces: list[tuple[str, list[datetime], list[float | None]]], *,
-         unit: str = "count", stacked: bool = False) -> dict[str, Any]:
-    """A time-series chart; `unit` "bytes" gives binary-prefixed ticks."""
+         unit: str = "count", stacked: bool = False,
+         span: tuple[datetime, datetime] | None = None,
+         highlight: str | None = None) -> dict[str, Any]:
+    """A time-series chart.
+
+    `unit` "bytes" scales every trace to one binary unit (KiB, MiB, ...: plotly's own prefixes
+    are SI); `span` sets the x-axis to the chosen range, whatever the data covers; an era
+    name in `highlight` (the host's own) is drawn wider. Eras and "observed" keep their
+    colours on every chart (ERA_COLORS).
+    """
     data = []
     converted: dict[int, list[int]] = {}
+    suffix, size = iec_unit([v for _, _, vals in traces for v in vals]) if unit == "bytes" \
+        else ("", 1.0)
     for i, (name, times, values) in enumerate(traces):
         x = converted.get(id(times))
         if x is None:
             x = converted[id(times)] = [int(t.timestamp() * 1000) for t in times]
+        y = values if size == 1.0 else [None if v is None else v / size for v in values]
         trace: dict[str, Any] = {
             # With few samples (a collector that just started) a bare line would be
             # invisible: show the points too.
             "type": "scatter", "mode": "lines+markers" if len(x) < 30 else "lines",
-            "name": name, "x": x, "y": values,
-            "line": {"width": 2, "color": COLORS[i % len(COLORS)]},
+            "name": name + (" (this host)" if name == highlight else ""), "x": x, "y": y,
+            "line": {"width": 4 if name == highlight else 2, "color": _color(name, i)},
             "hovertemplate": "%{y:,.0f}<extra>" + name + "</extra>" if unit == "count"
-            else "%{y:.3s}B<extra>" + name + "</extra>",
+            else "%{y:,.1f} " + suffix + "<extra>" + name + "</extra>",
         }
         if stacked:
             trace["stackgroup"] = "one"
         data.append(trace)
+    xaxis: dict[str, Any] = {"type": "date"}
+    if span is not None:
+        xaxis["range"] = [int(span[0].timestamp() * 1000), int(span[1].timestamp() * 1000)]
     layout: dict[str, Any] = {
         "title": {"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"},
         "margin": {"l": 60, "r": 16, "t": 36, "b": 36}, "height": 260,
         "legend": {"orientation": "h", "y": -0.2},
-        "xaxis": {"type": "date"},
-        "yaxis": {"rangemode": "tozero", "tickformat": ".3s" if unit == "bytes" else ",d",
-                  "ticksuffix": "B" if unit == "bytes" else ""},
+        "xaxis": xaxis,
+        "yaxis": {"rangemode": "tozero", "tickformat": ",d" if unit == "count" else ",.3~f",
+                  "ticksuffix": " " + suffix if unit == "bytes" else ""},
         "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
     }
     return {"data": data, "layout": layout}

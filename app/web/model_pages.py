@@ -45,10 +45,12 @@ def projection_page(request: Request, host: str, session: SessionDep,
         traces.append((era, t, list(p["dying"])))
         waste.append((era, t, list(p["dying_cost_bytes"])))
         zombies.append((era, t, list(p["zombie_caches"])))
-    figs = {"dying": charts.line(f"Dying memcgs: observed, and {days:g} days in every era "
-                                 "from the last observation", traces),
-            "waste": charts.line("Memory the dying memcgs cost", waste, unit="bytes"),
-            "zombies": charts.line("Zombie kmem_caches", zombies)}
+    own = d["era"]  # the host's era: drawn wider on every chart
+    figs = {"dying": charts.line(f"Dying memcgs, {days:g} days on from the last observation",
+                                 traces, highlight=own),
+            "waste": charts.line("Memory the dying memcgs cost", waste, unit="bytes",
+                                 highlight=own),
+            "zombies": charts.line("Zombie kmem_caches", zombies, highlight=own)}
     # The ENOSPC date of each era that reaches the memcg-ID limit, in that era's colour.
     full = [(i, era, p["enospc_at"]) for i, (era, p) in enumerate(d["projection"].items(), 1)
             if p["enospc_at"] is not None]
@@ -64,7 +66,7 @@ def projection_page(request: Request, host: str, session: SessionDep,
             same.setdefault(when, []).append((i, era))
         for when, eras in same.items():
             charts.vline(figs["dying"], when, "ENOSPC " + ", ".join(e for _, e in eras),
-                         charts.COLORS[eras[0][0] % len(charts.COLORS)], limit)
+                         charts.ERA_COLORS.get(eras[0][1], charts.COLORS[0]), limit)
     ctx: dict[str, Any] = {**d, "figures": figs,
                            "points": {k: charts.points(v) for k, v in figs.items()}}
     return _render(request, "projection.html", format, ctx,

@@ -82,28 +82,29 @@ def host_page(request: Request, host: str, session: SessionDep, settings: Settin
     dying, live = ser["memcg_dying"], ser["memcg_live"]
     recl, unrecl, percpu = ser["sreclaimable_bytes"], ser["sunreclaim_bytes"], ser["percpu_bytes"]
     per = charts.per(dying.step_seconds)  # hourly where the range reaches dropped raw data
+    span = (tr.since, tr.until)  # every chart spans the chosen range, whatever data it has
     figs = {
         "memcgs": charts.line(f"Memory cgroups (means {per})",
                               [("dying", dying.times, dying.values),
-                               ("live", live.times, live.values)]),
+                               ("live", live.times, live.values)], span=span),
         "slab": charts.line(f"Slab (means {per})", [("reclaimable", recl.times, recl.values),
                                      ("unreclaimable", unrecl.times, unrecl.values)],
-                            unit="bytes", stacked=True),
+                            unit="bytes", stacked=True, span=span),
         "percpu": charts.line(f"Percpu (means {per})", [("percpu", percpu.times, percpu.values)],
-                              unit="bytes"),
+                              unit="bytes", span=span),
     }
     pins = pinsview.pins(session, h, tr.since, tr.until)
     figs["pins"] = charts.line(
         "What holds the dying memcgs (charge left under each live cgroup)",
         [(s.label, pins.times, list(map(float, s.values))) for s in pins.series if s.pins],
-        unit="bytes", stacked=True)
+        unit="bytes", stacked=True, span=span)
     churn = churnview.churn_view(session, h, tr.since, tr.until)
     churn_fig = charts.line(
         f"Cgroups made and removed {charts.per(churn.width_seconds)}, counted by the kernel",
         [(name, churn.times, [None if v is None else float(v) for v in vals])
          for name, vals in (("made (counted)", churn.created),
                             ("removed (counted)", churn.removed),
-                            ("removals the listing saw", list(churn.seen)))])
+                            ("removals the listing saw", list(churn.seen)))], span=span)
     groups = churnview.removed_groups(session, h, pins, tr.until)
     caches, at = views.caches(session, h.id, tr.until, tr.until - tr.since)
     by_bytes = sorted(caches, key=lambda c: c.bytes, reverse=True)[:10]
@@ -150,14 +151,16 @@ def cache_page(request: Request, host: str, name: str, session: SessionDep,
     util = [None if not o or a is None else a / o for a, o in zip(active.values, objs.values,
                                                                    strict=True)]
     per = charts.per(objs.step_seconds)
+    span = (tr.since, tr.until)
     figs = {
         "objects": charts.line(f"Objects (means {per})", [("total", objs.times, objs.values),
-                                           ("active", active.times, active.values)]),
-        "slabs": charts.line(f"Slabs (means {per})", [("slabs", slabs.times, slabs.values)]),
+                                           ("active", active.times, active.values)], span=span),
+        "slabs": charts.line(f"Slabs (means {per})", [("slabs", slabs.times, slabs.values)],
+                             span=span),
         "bytes": charts.line(f"Memory (means {per})", [("bytes", nbytes.times, nbytes.values)],
-                             unit="bytes"),
+                             unit="bytes", span=span),
         "utilisation": charts.line(f"Utilisation (active / total objects, {per})",
-                                   [("utilisation", objs.times, util)]),
+                                   [("utilisation", objs.times, util)], span=span),
     }
     figs["utilisation"]["layout"]["yaxis"].update(tickformat=".0%", range=[0, 1.05])
     geometry = {"object_size_bytes": geo.object_size_bytes,

@@ -12,6 +12,8 @@ import jinja2
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from app.web.charts import ERA_COLORS, OBSERVED_COLOR
+
 MISSING = "\u2013"  # an en dash: shown where a value is unknown
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
@@ -119,5 +121,6 @@ def asset(path: str) -> str:
 templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True, finalize=visible))
 templates.env.globals["asset"] = asset
+templates.env.globals["era_colours"] = {**ERA_COLORS, "observed": OBSERVED_COLOR}
 templates.env.filters.update(bytes=human_bytes, count=human_count, rate=human_rate, iso=iso,
                              urlq=urlq, sparkline=sparkline)

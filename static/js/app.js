@@ -11,9 +11,13 @@
   // Charts: figures are embedded as JSON; x values become Dates (drawn in local time).
   window.slabscopeCharts = {};
   window.slabscopePlot = function (el, fig) {
-    fig.data.forEach(function (t) {
-      if (t.x) { t.x = t.x.map(function (v) { return new Date(v); }); }
-    });
+    var xaxis = fig.layout.xaxis || {};
+    if (xaxis.type === "date") {  // ms since the epoch -> Dates (the chosen range too)
+      fig.data.forEach(function (t) {
+        if (t.x) { t.x = t.x.map(function (v) { return new Date(v); }); }
+      });
+      if (xaxis.range) { xaxis.range = xaxis.range.map(function (v) { return new Date(v); }); }
+    }
     var first = fig.data[0];
     var n = !first ? 0 : (first.x ? first.x.length : (first.link ? first.link.value.length : 0));
     window.slabscopeCharts[el.dataset.chart] = n;

@@ -4,16 +4,31 @@
   var status = document.getElementById("status");
   var errorBox = document.getElementById("error");
 
-  function trace(name, seconds, values) {
-    var t0 = Date.now();
+  // One colour per era on every page (the server's map, embedded in the page).
+  var colours = JSON.parse((document.getElementById("era-colours") || {}).textContent || "{}");
+  var IEC = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
+  function trace(name, seconds, values, size) {
+    // A simulation has no calendar: days from its start.
     return {type: "scatter", mode: "lines", name: name,
-            x: seconds.map(function (s) { return t0 + s * 1000; }), y: values};
+            line: {width: 2, color: colours[name]},
+            x: seconds.map(function (s) { return s / 86400; }),
+            y: values.map(function (v) { return v / size; })};
   }
-  function figure(title, traces, bytes) {
+  function unitOf(series) {  // the binary unit the largest value reads best in
+    var top = 0, k = 0;
+    series.forEach(function (vals) { vals.forEach(function (v) { top = Math.max(top, Math.abs(v)); }); });
+    while (k < IEC.length - 1 && top >= Math.pow(1024, k + 1)) { k += 1; }
+    return [IEC[k], Math.pow(1024, k)];
+  }
+  function figure(title, traces, suffix) {
     return {data: traces, layout: {title: {text: title, font: {size: 14}, x: 0, xanchor: "left"},
-      height: 280, margin: {l: 60, r: 16, t: 36, b: 36}, legend: {orientation: "h", y: -0.25},
-      xaxis: {type: "date"}, yaxis: {rangemode: "tozero", tickformat: bytes ? ".3s" : ",d",
-      ticksuffix: bytes ? "B" : ""}, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)"}};
+      height: 280, margin: {l: 60, r: 16, t: 36, b: 44}, legend: {orientation: "h", y: -0.3},
+      xaxis: {type: "linear", title: {text: "days from the start", font: {size: 11}},
+              rangemode: "tozero"},
+      yaxis: {rangemode: "tozero", tickformat: suffix ? ",.3~f" : ",d",
+              ticksuffix: suffix ? " " + suffix : ""},
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)"}};
   }
   function run() {
     var body;
@@ -33,13 +48,17 @@
           status.textContent = ""; return;
         }
         var eras = Object.keys(j.eras);
-        function series(key) {
-          return eras.map(function (e) { return trace(e, j.eras[e].times_seconds, j.eras[e][key]); });
+        function series(key, bytes) {
+          var u = bytes ? unitOf(eras.map(function (e) { return j.eras[e][key]; })) : ["", 1];
+          return [eras.map(function (e) {
+            return trace(e, j.eras[e].times_seconds, j.eras[e][key], u[1]);
+          }), u[0]];
         }
-        var figs = {dying: figure("Dying memcgs", series("dying")),
-                    zombies: figure("Zombie kmem_caches", series("zombie_caches")),
-                    slab: figure("Slab held by what removed cgroups left", series("leftover_slab_bytes"), true),
-                    cost: figure("Memory the dying memcgs cost", series("dying_cost_bytes"), true)};
+        function fig(title, key, bytes) { var s = series(key, bytes); return figure(title, s[0], s[1]); }
+        var figs = {dying: fig("Dying memcgs", "dying"),
+                    zombies: fig("Zombie kmem_caches", "zombie_caches"),
+                    slab: fig("Slab held by what removed cgroups left", "leftover_slab_bytes", true),
+                    cost: fig("Memory the dying memcgs cost", "dying_cost_bytes", true)};
         Object.keys(figs).forEach(function (k) {
           window.slabscopePlot(document.getElementById("chart-" + k), figs[k]);
         });

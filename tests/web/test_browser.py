@@ -120,6 +120,22 @@ def test_charts_points_and_range_picker(server: str, watched: Watched) -> None:
     # times are shown in the browser's zone (Asia/Tokyo here), not UTC
     assert page.evaluate("document.querySelector('time').textContent") != \
         page.evaluate("document.querySelector('time').getAttribute('datetime')")
+    # The x-axis spans the chosen range (24 h), not only the 29 minutes of data; bytes are
+    # in binary units.
+    xr = page.evaluate("document.getElementById('chart-memcgs').layout.xaxis.range"
+                       ".map(d => new Date(d).getTime())")
+    twin = page.request.get(server + "/hosts/host-0?format=json").json()["range"]
+    from datetime import datetime
+    want = [datetime.fromisoformat(twin[k].replace("Z", "+00:00")).timestamp() * 1000
+            for k in ("since", "until")]
+    assert [round(v) for v in xr] == [round(v) for v in want]
+    assert xr[1] - xr[0] == 24 * 3600 * 1000
+    suffix = page.evaluate("document.getElementById('chart-slab').layout.yaxis.ticksuffix")
+    assert suffix in (" KiB", " MiB", " GiB")
+    ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-slab .ytick text'))"
+                          ".map(t => t.textContent)")
+    assert ticks and all(t.endswith(suffix.strip()) for t in ticks), ticks
+    assert not any(t.endswith(("MB", "kB", "GB")) for t in ticks)
     page.click("a[data-preset='1h']")
     page.wait_for_load_state("networkidle")
     assert "range=1h" in page.url and plotted(page, "memcgs") == 30
@@ -190,6 +206,15 @@ def test_simulate_runs_every_era_and_steps_the_protocol(server: str, watched: Wa
     assert plotted(page, "dying") == 721  # 30 days, hourly
     traces = page.evaluate("document.getElementById('chart-dying').data.length")
     assert traces == 6
+    # Days from the start, not calendar dates; each era in its own fixed colour.
+    axis = page.evaluate("(() => { const l = document.getElementById('chart-dying').layout;"
+                         " return [l.xaxis.type, l.xaxis.title.text]; })()")
+    assert axis == ["linear", "days from the start"]
+    assert page.evaluate("document.getElementById('chart-dying').data[0].x.slice(-1)[0]") == 30
+    colours = page.evaluate("Array.from(document.getElementById('chart-dying').data)"
+                            ".map(t => [t.name, t.line.color])")
+    from app.web.charts import ERA_COLORS
+    assert dict(colours) == ERA_COLORS
     # edit the workload: two days only, two eras
     page.evaluate("""() => {
         const t = document.getElementById('workload');
@@ -245,6 +270,13 @@ def test_refcounts_sankey_and_projection(server: str, watched: Watched) -> None:
     firsts = page.evaluate("Array.from(document.getElementById('chart-dying').data)"
                            ".map(t => t.y[0])")
     assert firsts[1:] == [39] * 6
+    # The same fixed colour per era as /simulate; the host's own era drawn wider.
+    drawn = page.evaluate("Array.from(document.getElementById('chart-dying').data)"
+                          ".slice(0, 7).map(t => [t.name, t.line.color, t.line.width])")
+    from app.web.charts import ERA_COLORS, OBSERVED_COLOR
+    assert drawn[0] == ["observed", OBSERVED_COLOR, 2]
+    assert {n.replace(" (this host)", ""): c for n, c, _ in drawn[1:]} == ERA_COLORS
+    assert [n for n, _, w in drawn if w == 4] == ["objcg-kmem (this host)"]
     assert "last observation: 39 dying memcgs" in page.inner_text("#from-observation")
     assert "than carrying the last value forward" in page.inner_text("#backtest-verdict")
     assert watched.errors == []
