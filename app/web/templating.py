@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from app.web.charts import ERA_COLORS, OBSERVED_COLOR
+from app.web.glossary import tooltip
 
 MISSING = "\u2013"  # an en dash: shown where a value is unknown
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -120,7 +121,29 @@ def asset(path: str) -> str:
 
 templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True, finalize=visible))
+def era_chip(name: str) -> Markup:
+    """An era's name as a chip that says, on hover, what the era is, and links to it."""
+    found = tooltip(name)
+    if found is None:
+        return Markup('<span class="era">{}</span>').format(name)
+    key, text = found
+    return Markup('<a class="era" href="/glossary#{}" title="{}">{}</a>').format(key, text,
+                                                                                 name)
+
+
+def term(name: str, shown: str | None = None) -> Markup:
+    """A word of the glossary, with its line on hover and a link to its entry."""
+    found = tooltip(name)
+    if found is None:
+        return Markup("{}").format(shown or name)
+    key, text = found
+    return Markup('<a class="term" href="/glossary#{}" title="{}">{}</a>').format(
+        key, text, shown or name)
+
+
 templates.env.globals["asset"] = asset
+templates.env.globals["term"] = term
+templates.env.filters["era"] = era_chip
 templates.env.globals["era_colours"] = {**ERA_COLORS, "observed": OBSERVED_COLOR}
 templates.env.filters.update(bytes=human_bytes, count=human_count, rate=human_rate, iso=iso,
                              urlq=urlq, sparkline=sparkline)
