@@ -18,7 +18,7 @@ from app.domain.timerange import PRESETS, RangeError, TimeRange, resolve
 from app.services import churnview
 from app.services import hosts as views
 from app.services import pins as pinsview
-from app.web import charts
+from app.web import charts, glossary
 from app.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -44,6 +44,13 @@ def _range(preset: str | None, since: datetime | None, until: datetime | None,
         return resolve(preset, since, until, end)
     except RangeError as err:
         raise HTTPException(422, str(err)) from err
+
+
+@router.get("/glossary")
+def glossary_page(request: Request, format: Fmt = "html") -> Response:
+    """Every word of the dashboard, and every kernel era, explained (hovers link here)."""
+    terms = [{"key": t.key, "name": t.name, "text": t.text} for t in glossary.all_terms()]
+    return _render(request, "glossary.html", format, {"terms": terms}, ("terms",))
 
 
 @router.get("/")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from app.web.charts import ERA_COLORS, OBSERVED_COLOR
+from app.web.glossary import tooltip
 
 MISSING = "\u2013"  # an en dash: shown where a value is unknown
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -120,7 +122,51 @@ def asset(path: str) -> str:
 
 templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True, finalize=visible))
+def era_chip(name: str) -> Markup:
+    """An era's name as a chip that says, on hover, what the era is, and links to it."""
+    found = tooltip(name)
+    if found is None:
+        return Markup('<span class="era">{}</span>').format(name)
+    key, text = found
+    return Markup('<a class="era" href="/glossary#{}" title="{}">{}</a>').format(key, text,
+                                                                                 name)
+
+
+def term(name: str, shown: str | None = None) -> Markup:
+    """A word of the glossary, with its line on hover and a link to its entry."""
+    found = tooltip(name)
+    if found is None:
+        return Markup("{}").format(shown or name)
+    key, text = found
+    return Markup('<a class="term" href="/glossary#{}" title="{}">{}</a>').format(
+        key, text, shown or name)
+
+
+REFRESH_CHOICES = (30, 60, 300)  # what the header offers; any 5..3600 s works in the URL
+
+
+def refresh_seconds(query: Mapping[str, str]) -> int | None:
+    """The page's auto-refresh interval from `?refresh=N` (seconds, 5 to 3600), or None: off
+    by default, and off for anything else."""
+    raw = query.get("refresh", "")
+    return int(raw) if raw.isdigit() and 5 <= int(raw) <= 3600 else None
+
+
+def with_refresh(query: Mapping[str, str], path: str, seconds: int | None) -> str:
+    """This page's URL with `refresh` set to `seconds` (None: removed), other parameters kept."""
+    params = {k: v for k, v in query.items() if k != "refresh"}
+    if seconds is not None:
+        params["refresh"] = str(seconds)
+    return path + ("?" + urlencode(params) if params else "")
+
+
 templates.env.globals["asset"] = asset
+templates.env.globals["refresh_seconds"] = refresh_seconds
+templates.env.globals["with_refresh"] = with_refresh
+templates.env.globals["REFRESH_CHOICES"] = REFRESH_CHOICES
+templates.env.globals["utcnow"] = lambda: datetime.now(UTC)
+templates.env.globals["term"] = term
+templates.env.filters["era"] = era_chip
 templates.env.globals["era_colours"] = {**ERA_COLORS, "observed": OBSERVED_COLOR}
 templates.env.filters.update(bytes=human_bytes, count=human_count, rate=human_rate, iso=iso,
                              urlq=urlq, sparkline=sparkline)

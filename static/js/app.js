@@ -18,6 +18,13 @@
       });
       if (xaxis.range) { xaxis.range = xaxis.range.map(function (v) { return new Date(v); }); }
     }
+    if (window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches) {
+      var ink = "#e7e5e4", grid = "#3f3f46";
+      fig.layout.font = Object.assign({}, fig.layout.font, {color: ink});
+      ["xaxis", "yaxis"].forEach(function (a) {
+        fig.layout[a] = Object.assign({gridcolor: grid, zerolinecolor: grid}, fig.layout[a]);
+      });
+    }
     var first = fig.data[0];
     var n = !first ? 0 : (first.x ? first.x.length : (first.link ? first.link.value.length : 0));
     window.slabscopeCharts[el.dataset.chart] = n;

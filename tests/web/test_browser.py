@@ -302,3 +302,49 @@ def test_api_docs_render_offline(server: str, watched: Watched, path: str) -> No
     assert any("/static/vendor/" in u for u in asked)
     shot(page, "docs" if path == "/docs" else "redoc")
     assert watched.errors == []
+
+
+PAGES = ["/", "/hosts/host-0", "/hosts/host-0/caches/dentry", "/hosts/host-0/cgroups",
+         "/hosts/host-0/projection?days=7", "/hosts/host-0/refcounts", "/simulate"]
+
+
+def _luminance(rgb: str) -> float:
+    r, g, b = (int(x) for x in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_dark_mode_follows_the_system(server: str, browser: Any, path: str) -> None:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="dark")
+    try:
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server + path, wait_until="networkidle")
+        bg = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+        ink = page.evaluate("getComputedStyle(document.body).color")
+        assert _luminance(bg) < 60 < 160 < _luminance(ink), (bg, ink)
+        # Chart text is light on the dark page too.
+        fills = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot .xtick "
+                              "text, .js-plotly-plot .ytick text')).map(t => t.style.fill ||"
+                              " getComputedStyle(t).fill)")
+        assert all(_luminance(f) > 160 for f in fills if f.startswith("rgb")), fills[:5]
+        if path == "/hosts/host-0":
+            shot(page, "dark_host")
+        assert errors == []
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_390px_phone_never_scrolls_sideways(server: str, browser: Any, path: str) -> None:
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = ctx.new_page()
+        page.goto(server + path, wait_until="networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+        if path == "/hosts/host-0":
+            shot(page, "phone_host")
+    finally:
+        ctx.close()
