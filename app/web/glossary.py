@@ -34,8 +34,9 @@ TERMS: tuple[Term, ...] = (
          "kmem_cache one."),
     Term("zombie", "zombie kmem_cache", "A per-memcg slab cache (kernels up to 5.8) whose memcg "
          "is gone or dying but which still holds objects, so it cannot be destroyed."),
-    Term("objcg", "obj_cgroup", "Since 5.9, slab objects are charged to an obj_cgroup, which is "
-         "reparented when the memcg goes offline: slab no longer pins a dying memcg."),
+    Term("obj-cgroup", "obj_cgroup", "Since 5.9, slab objects are charged to an obj_cgroup, "
+         "which is reparented when the memcg goes offline: slab no longer pins a dying "
+         "memcg."),
     Term("reparent", "reparenting", "Moving what a removed cgroup left (caches, objects, pages) "
          "to its parent at offline, so the leftovers no longer keep the removed memcg alive."),
     Term("residual", "residual (what removed cgroups left)", "A live cgroup's hierarchical "
@@ -48,7 +49,8 @@ TERMS: tuple[Term, ...] = (
     Term("id-limit", "memcg-ID limit (65535)", "Each memcg has a 16-bit ID; mkdir fails with "
          "ENOSPC when they run out. Before 4.8 dying memcgs kept theirs; since 73f576c04b94 "
          "only live memcgs (and swap-out records) hold one."),
-    Term("v4", "v4-5/7", "Patch 5/7 of Roman Gushchin's 2019 series as posted (v4): per-memcg "
+    Term("series-2019", "the 2019 series (v4, v5)", "Roman Gushchin's \"mm: reparent slab "
+         "memory on cgroup removal\". Patch 5/7 as posted (v4, an era of its own): per-memcg "
          "caches with a percpu_ref; its memcg_kmem_get_cache() left an RCU read-side section "
          "open, so grace periods stalled and the memcg was never released. Fixed in v5."),
     Term("rcu", "RCU grace period", "The wait until every CPU has left any read-side section "

@@ -204,12 +204,15 @@ def test_directory_blocks_pin_their_first_toucher(lab: Lab, shared_dirs: list[Pa
             break
     got, held, after = seen[-1]
     # The model: the first of k children is pinned by the blocks, the other k - 1 are freed
-    # (without the shared charge all k would stay dying). On a busy machine one more child
-    # may charge a stray metadata page (an atime or journal block another process dirtied
-    # first: seen once in a full run, [2, 0] with 3 pages), so the count may be the model's
-    # plus one, never near k; drop_caches 1 frees them all.
-    assert want[0] <= got[0] <= want[0] + 1 < k, f"model {want}, kernel per attempt {seen}"
-    assert got[1] == want[1] == 0, f"model {want}, kernel per attempt {seen}"
-    assert any(g == want and model_pages / 3 <= (h["file"] + h["dirty"]) / PAGE
-               <= model_pages * 3 for g, h, _ in seen) or got[0] > want[0], seen
+    # (without the shared charge all k would stay dying), and drop_caches 1 frees it. The
+    # kernel here pinned 1 to 3 of 8 in full runs: a few blocks (inode-table readahead, an
+    # atime update) are first touched by a later child. So: few, not all, and none after
+    # drop_caches (which may free other processes' dying memcgs too: the delta can go below 0).
+    for g, _, _ in seen:
+        assert want[0] <= g[0] <= k // 2 and g[1] <= want[1] == 0, (want, seen)
+    # The pages: a cold first read holds the model's order of magnitude. A later attempt
+    # may find blocks still cached (drop_caches does not evict metadata the journal holds:
+    # seen, 3 pages), so the largest attempt is compared.
+    most = max((h["file"] + h["dirty"]) / PAGE for _, h, _ in seen)
+    assert model_pages / 3 <= most <= model_pages * 3, (most, model_pages, seen)
     assert after["file"] + after["dirty"] == 0, after
