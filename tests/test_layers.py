@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "domain": {"app.domain"},
     "simulation": {"app.domain", "app.simulation"},
     "db": {"app.db", "app.domain"},
-    "schemas": {"app.schemas", "app.domain", "app.simulation"},
+    "schemas": {"app.schemas", "app.domain"},
     "services": {"app.services", "app.db", "app.domain", "app.simulation", "app.schemas"},
 }
 FRAMEWORK = ("fastapi", "starlette")

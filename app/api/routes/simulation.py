@@ -9,19 +9,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.config import Settings
-from app.deps import SessionDep
-from app.domain.eras import ERA_NAMES
-from app.schemas.api import (
+from app.api.model_schemas import (
     ErasOut,
-    ErrorOut,
     ProjectionOut,
     ProtocolOut,
     RefcountsOut,
     ScenariosOut,
     SimulationOut,
-    errors,
 )
+from app.config import Settings
+from app.deps import SessionDep
+from app.domain.eras import ERA_NAMES
+from app.schemas.api import ErrorOut, errors
 from app.schemas.simulation import SimulationIn
 from app.services import model
 from app.services.model import result_json, to_workload, workload_json
