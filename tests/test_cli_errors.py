@@ -30,6 +30,18 @@ def _one_line(r: subprocess.CompletedProcess[str], status: int) -> str:
     return lines[0]
 
 
+def _wait_listening(port: int, seconds: float) -> None:
+    """Until something accepts connections on 127.0.0.1:port (the dashboard is up)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("the dashboard never listened")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,15 +101,7 @@ def test_ctrl_c_ends_make_run_cleanly(tmp_path: Path) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the dashboard never listened")
+        _wait_listening(port, 90)
         time.sleep(2)  # a collector tick or two
         os.killpg(p.pid, signal.SIGINT)
         out, _ = p.communicate(timeout=60)
@@ -135,15 +139,7 @@ def test_ctrl_c_at_a_terminal_ends_make_run_with_status_0(tmp_path: Path) -> Non
                            "INTERVAL=1"])
     out = b""
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the dashboard never listened")
+        _wait_listening(port, 120)
         time.sleep(2)
         os.write(fd, b"\x03")
         while True:
